@@ -1,0 +1,97 @@
+# Faster R-CNN, ResNet-50 with ODConv (1 kernel) + FPN on the toy COCO set:
+# the CPU-sized main job of the README (about 15 minutes on 2 CPU cores).
+#
+# Same model as `../odconv_faster_rcnn_r50_fpn_1x.py` with these changes:
+# - data: the generated toy set (4 classes of flat shapes, 320x320 images),
+#   `python tools/misc/generate_toy_coco.py --out data/toy_coco`;
+# - from scratch (there is no ImageNet checkpoint on a CPU-only machine), so
+#   no frozen stages, and GroupNorm instead of BatchNorm in the backbone and
+#   the FPN: with 2 images per batch BatchNorm statistics are too noisy to
+#   learn from scratch, and GroupNorm does not depend on them;
+# - a short iteration-based schedule for a batch of 2 with its own warm-up
+#   and LR, evaluated once at the end by tools/test.py.
+_base_ = '../odconv_faster_rcnn_r50_fpn_1x.py'
+
+data_root = 'data/toy_coco/'
+dataset_type = 'ToyCocoDataset'
+classes = ('circle', 'square', 'triangle', 'star')
+image_scale = (320, 320)
+max_iters = 1500
+
+model = dict(
+    backbone=dict(frozen_stages=-1, norm_eval=False, init_cfg=None),
+    roi_head=dict(bbox_head=dict(num_classes=len(classes))),
+    # A few objects per image: 128 sampled RoIs per image are plenty and
+    # keep the box head cheap on a CPU.
+    train_cfg=dict(rcnn=dict(sampler=dict(num=128))))
+
+backend_args = None
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=1,
+    persistent_workers=True,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=dict(classes=classes),
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        metainfo=dict(classes=classes),
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=test_pipeline))
+test_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric='bbox')
+# Evaluation runs once, after training, through tools/test.py.
+val_dataloader = None
+val_evaluator = None
+val_cfg = None
+
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters)
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=100),
+    dict(
+        type='MultiStepLR',
+        by_epoch=False,
+        begin=0,
+        end=max_iters,
+        milestones=[int(max_iters * 0.75),
+                    int(max_iters * 0.9)],
+        gamma=0.1)
+]
+# From scratch with GroupNorm: 0.02 for a batch of 2, gradients clipped.
+optim_wrapper = dict(
+    optimizer=dict(lr=0.02), clip_grad=dict(max_norm=35, norm_type=2))
+auto_scale_lr = dict(enable=False, base_batch_size=2)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=25),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters))
+log_processor = dict(by_epoch=False)

@@ -1,0 +1,51 @@
+"""dynconv-mmdet: dynamic convolutions (CondConv, DyConv, ODConv) for
+MMDetection 3.x.
+
+Importing the package registers the conv layers in mmengine's root
+``MODELS`` (visible from every OpenMMLab scope), the backbones and the toy
+COCO dataset in mmdet's registries, the temperature-annealing hook in
+mmengine's root ``HOOKS``, and allow-lists the objects mmengine checkpoints
+need for ``weights_only=True`` loading.
+"""
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _installed_version
+
+from packaging.version import Version
+
+from .version import __version__
+
+# package: (minimum inclusive, maximum exclusive, what to install)
+_SUPPORTED = {
+    'mmengine': ('0.7.1', '1.0.0', 'mmengine==0.10.7'),
+    'mmcv': ('2.0.0rc4', '2.2.0', 'mmcv==2.1.0 (compiled with ops)'),
+    'mmdet': ('3.0.0', '3.4.0', 'mmdet==3.3.0'),
+}
+
+
+def _check_versions() -> None:
+    problems = []
+    for name, (low, high, advice) in _SUPPORTED.items():
+        try:
+            found = _installed_version(name)
+        except PackageNotFoundError:
+            problems.append(f'{name} is not installed; install {advice}')
+            continue
+        if not Version(low) <= Version(found) < Version(high):
+            problems.append(f'{name} {found} is not supported (need >= {low}'
+                            f', < {high}); install {advice}')
+    if problems:
+        raise ImportError(
+            'dynconv_mmdet cannot run with this environment:\n  ' +
+            '\n  '.join(problems) +
+            '\nThe README\'s set-up (bash tools/env/setup_env.sh) installs '
+            'the supported stack.')
+
+
+_check_versions()
+
+from . import datasets, engine, models  # noqa: E402,F401
+from .utils import register_safe_globals  # noqa: E402
+
+register_safe_globals()
+
+__all__ = ['__version__']

@@ -1,0 +1,84 @@
+"""Dynamic convolution (DyConv).
+
+Chen et al. "Dynamic Convolution: Attention over Convolution Kernels",
+CVPR 2020 (arXiv 1912.03458).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from .base import (DynamicAttention, DynamicConv2d, IntOrPair,
+                   TemperatureMixin, _check_positive_int, global_average)
+
+
+class DyConvAttention(nn.Module):
+    """Kernel attention ``softmax(FC2(ReLU(FC1(GAP(x)))) / T)``.
+
+    ``fc1``: ``C_in -> max(int(C_in * reduction), 1)``, ``fc2``: ``-> K``,
+    both with bias. Input ``[B, C_in, H, W]`` -> ``[B, K]``.
+    """
+
+    def __init__(self, in_channels: int, kernel_num: int,
+                 reduction: float) -> None:
+        super().__init__()
+        hidden = max(int(in_channels * reduction), 1)
+        self.fc1 = nn.Linear(in_channels, hidden)
+        self.fc2 = nn.Linear(hidden, kernel_num)
+
+    def forward(self, x: Tensor, temperature: float) -> Tensor:
+        logits = self.fc2(F.relu(self.fc1(global_average(x))))
+        return torch.softmax(logits / temperature, dim=1)
+
+
+@MODELS.register_module()
+class DyConv2d(TemperatureMixin, DynamicConv2d):
+    """DyConv: ``kernel = sum_k pi_k(x) W_k``, ``pi = softmax(z / T)``.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation,
+            groups, bias: As :class:`DynamicConv2d`.
+        kernel_num (int): Number of kernels ``K``. Default: 4.
+        reduction (float): Hidden width ratio of the attention. Default: 0.25.
+        temperature (float): Softmax temperature ``T``. Default: 1.
+
+    Shapes: input ``[B, C_in, H, W]``, weight
+    ``[K, C_out, C_in / groups, kh, kw]``, output ``[B, C_out, H', W']``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: IntOrPair,
+                 stride: IntOrPair = 1,
+                 padding: IntOrPair = 0,
+                 dilation: IntOrPair = 1,
+                 groups: int = 1,
+                 bias: bool = False,
+                 kernel_num: int = 4,
+                 reduction: float = 0.25,
+                 temperature: float = 1.0) -> None:
+        _check_positive_int('DyConv2d', 'kernel_num', kernel_num)
+        if not 0 < reduction <= 1:
+            raise ValueError('DyConv2d: reduction must be in (0, 1], got '
+                             f'{reduction}')
+        super().__init__(in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, groups, bias, kernel_num)
+        self.temperature = temperature
+        self.attention = DyConvAttention(in_channels, kernel_num, reduction)
+        self.init_weights()
+
+    @property
+    def kernel_num(self) -> int:
+        """Number of kernels ``K``."""
+        return self.num_kernels
+
+    def init_weights(self) -> None:
+        """Kaiming-normal kernels; default ``nn.Linear`` attention init."""
+        super().init_weights()
+        self.attention.fc1.reset_parameters()
+        self.attention.fc2.reset_parameters()
+
+    def compute_attention(self, x: Tensor) -> DynamicAttention:
+        return DynamicAttention(kernel=self.attention(x, self.temperature))

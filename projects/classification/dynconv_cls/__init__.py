@@ -1,0 +1,9 @@
+"""ImageNet classification project of dynconv-mmdet (mmpretrain 1.x).
+
+Importing this package registers the classification heads in mmpretrain's
+``MODELS`` registry.
+"""
+from .datasets import generate_toy_imagenet
+from .models import CondConvClsHead, DropoutLinearClsHead
+
+__all__ = ['CondConvClsHead', 'DropoutLinearClsHead', 'generate_toy_imagenet']

@@ -1,0 +1,4 @@
+"""Classification heads."""
+from .heads import CondConvClsHead, DropoutLinearClsHead
+
+__all__ = ['CondConvClsHead', 'DropoutLinearClsHead']
