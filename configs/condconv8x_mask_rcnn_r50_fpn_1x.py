@@ -1,18 +1,14 @@
-# Mask R-CNN, ResNet-50 with CondConv (8 experts) + FPN, COCO 1x.
+# Mask R-CNN, ResNet-50 with CondConv (8 experts) + FPN, 1x schedule on COCO.
 #
-# Temperature fixed at 1 (no annealing in detection). The ImageNet
-# backbone `checkpoints/condconv8x_resnet50_in1k.pth` comes from
-# projects/classification or from the official release converted with
-# tools/model_converters (see docs); to train from scratch instead pass
-# `--cfg-options model.backbone.init_cfg=None`.
+# ImageNet backbone: `checkpoints/condconv8x_resnet50_in1k.pth`, from
+# projects/classification (tools/model_converters/export_cls_backbone.py)
+# or the official ODConv release (odconv_official_to_backbone.py); train
+# from scratch with `--cfg-options model.backbone.init_cfg=None`.
 _base_ = './_base_/mask_rcnn_r50_fpn_1x_coco.py'
 
 model = dict(
     backbone=dict(
-        type='DynamicResNet',
-        depth=50,
         preset='condconv8x',
-        temperature=1.0,
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/condconv8x_resnet50_in1k.pth')))

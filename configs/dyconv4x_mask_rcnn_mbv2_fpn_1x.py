@@ -1,19 +1,14 @@
-# Mask R-CNN, MobileNetV2 1.0 with DyConv (4 kernels) + FPN, COCO 1x.
+# Mask R-CNN, MobileNetV2 1.0 with DyConv (4 kernels) + FPN, 1x schedule on COCO.
 #
-# Temperature fixed at 1 (no annealing in detection). The ImageNet
-# backbone `checkpoints/dyconv4x_mobilenetv2-1.0_in1k.pth` comes from
-# projects/classification or from the official release converted with
-# tools/model_converters (see docs); to train from scratch instead pass
-# `--cfg-options model.backbone.init_cfg=None`.
+# ImageNet backbone: `checkpoints/dyconv4x_mobilenetv2-1.0_in1k.pth`, from
+# projects/classification (tools/model_converters/export_cls_backbone.py)
+# or the official ODConv release (odconv_official_to_backbone.py); train
+# from scratch with `--cfg-options model.backbone.init_cfg=None`.
 _base_ = './_base_/mask_rcnn_mbv2_fpn_1x_coco.py'
 
 model = dict(
     backbone=dict(
-        type='DynamicMobileNetV2',
-        widen_factor=1.0,
-        out_indices=(1, 2, 4, 7),
         preset='dyconv4x',
-        temperature=1.0,
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/dyconv4x_mobilenetv2-1.0_in1k.pth')))

@@ -54,15 +54,20 @@ def test_mobilenet_v2_parameter_counts(preset, expected):
 
 
 def _dynamic_names(model):
-    return {n for n, m in model.named_modules() if isinstance(m,
-                                                               DynamicConv2d)}
+    return {
+        n
+        for n, m in model.named_modules() if isinstance(m, DynamicConv2d)
+    }
 
 
 def test_resnet_presets_place_the_papers_layers():
     cond = resnet('condconv8x', depth=50)
     names = _dynamic_names(cond)
-    assert names == {f'layer4.{b}.conv{c}' for b in range(3)
-                     for c in (1, 2, 3)}
+    assert names == {
+        f'layer4.{b}.conv{c}'
+        for b in range(3)
+        for c in (1, 2, 3)
+    }
     assert all(isinstance(cond.get_submodule(n), CondConv2d) for n in names)
     dy = resnet('dyconv4x', depth=50)
     names = _dynamic_names(dy)
@@ -91,8 +96,7 @@ def test_basic_block_and_custom_layout():
         'layer4.1.conv2', 'layer2.0.downsample.0', 'layer4.0.downsample.0'
     }
     outs = model(torch.randn(2, 3, 64, 64))
-    assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16),
-                                              (2, 128, 8, 8),
+    assert [tuple(o.shape) for o in outs] == [(2, 64, 16, 16), (2, 128, 8, 8),
                                               (2, 256, 4, 4), (2, 512, 2, 2)]
 
 
@@ -109,14 +113,15 @@ def test_resnet_bad_layouts():
             depth=50,
             dcn=dict(type='DCN', deform_groups=1, fallback_on_stride=False),
             stage_with_dcn=(False, True, True, True))
-    with pytest.raises(KeyError,
-                       match="'NoSuchConv'.*registered conv types:.*"
-                       'CondConv2d.*DCNv2.*DyConv2d.*ODConv2d'):
+    with pytest.raises(
+            KeyError,
+            match="'NoSuchConv'.*registered conv types:.*"
+            'CondConv2d.*DCNv2.*DyConv2d.*ODConv2d'):
         resnet(
             'static',
             depth=18,
-            dynamic=dict(conv_cfg=dict(type='NoSuchConv'), stages=(True, ) *
-                         4))
+            dynamic=dict(
+                conv_cfg=dict(type='NoSuchConv'), stages=(True, ) * 4))
 
 
 def test_resnet_dcn_stays_mmcv():
@@ -157,16 +162,14 @@ def test_frozen_stages_and_norm_eval_cover_attention():
 
 def test_norm_cfg_reaches_attention():
     model = resnet(
-        'odconv1x', depth=18, norm_cfg=dict(type='SyncBN',
-                                            requires_grad=True))
+        'odconv1x', depth=18, norm_cfg=dict(type='SyncBN', requires_grad=True))
     bn = model.layer1[0].conv1.attention.bn
     assert isinstance(bn, nn.SyncBatchNorm)
     # a GN backbone keeps BN in the attention (16 channels, GN(32) cannot)
     gn_backbone = resnet(
         'odconv1x', depth=18, norm_cfg=dict(type='GN', num_groups=32))
     assert isinstance(gn_backbone.layer1[0].norm1, nn.GroupNorm)
-    assert isinstance(gn_backbone.layer1[0].conv1.attention.bn,
-                      nn.BatchNorm2d)
+    assert isinstance(gn_backbone.layer1[0].conv1.attention.bn, nn.BatchNorm2d)
     gn = resnet(
         'odconv1x',
         depth=18,

@@ -98,12 +98,16 @@ def test_odconv_by_hand_features_and_kernel_side():
 
 
 LAYERS = {
-    'condconv3x3': lambda: CondConv2d(8, 16, 3, padding=1, num_experts=4),
-    'dyconv1x1': lambda: DyConv2d(16, 8, 1, kernel_num=4),
-    'odconv3x3_K4': lambda: ODConv2d(16, 32, 3, padding=1, kernel_num=4),
-    'odconv1x1_K1': lambda: ODConv2d(64, 32, 1, kernel_num=1),
-    'odconv3x3_s2_K2': lambda: ODConv2d(
-        32, 48, 3, stride=2, padding=1, kernel_num=2),
+    'condconv3x3':
+    lambda: CondConv2d(8, 16, 3, padding=1, num_experts=4),
+    'dyconv1x1':
+    lambda: DyConv2d(16, 8, 1, kernel_num=4),
+    'odconv3x3_K4':
+    lambda: ODConv2d(16, 32, 3, padding=1, kernel_num=4),
+    'odconv1x1_K1':
+    lambda: ODConv2d(64, 32, 1, kernel_num=1),
+    'odconv3x3_s2_K2':
+    lambda: ODConv2d(32, 48, 3, stride=2, padding=1, kernel_num=2),
 }
 
 
@@ -137,15 +141,14 @@ def test_backbone_counts(kind):
     static = build_backbone(kind, 'static')
     shape = (1, 3, 96, 128)
     base = model_flops(static, shape)
-    for preset in ('static', 'condconv8x', 'dyconv4x', 'odconv1x',
-                   'odconv4x'):
+    for preset in ('static', 'condconv8x', 'dyconv4x', 'odconv1x', 'odconv4x'):
         model = build_backbone(kind, preset)
         if (kind, preset) in PINNED_PARAMS:
             assert count_parameters(model) == PINNED_PARAMS[(kind, preset)]
         flops = model_flops(model, shape)
         # the same convolutions, whether static or dynamic
-        assert flops.get('static conv', 0) + flops.get(
-            'dynamic conv', 0) == base['total']
+        assert flops.get('static conv', 0) + flops.get('dynamic conv',
+                                                       0) == base['total']
         overhead = sum(
             flops.get(f'dynamic {k}', 0)
             for k in ('pool', 'attention', 'aggregation'))

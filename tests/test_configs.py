@@ -122,8 +122,11 @@ def _check_schedule(cfg: Config) -> None:
 def _check_backbone_cfg(cfg: Config, arch: str, preset: str) -> None:
     backbone = cfg.model.backbone
     dynamic = preset not in ('static', 'DCN', 'DCNv2')
+    # every backbone is ours (strict weight loading); DCN is mmcv's
+    assert backbone.preset == ('static' if not dynamic else preset)
+    assert backbone.temperature == 1.0
     if arch == 'r50':
-        assert backbone.type == ('DynamicResNet' if dynamic else 'ResNet')
+        assert backbone.type == 'DynamicResNet'
         assert backbone.depth == 50
         assert backbone.frozen_stages == 1
         assert backbone.norm_eval is True
@@ -132,16 +135,13 @@ def _check_backbone_cfg(cfg: Config, arch: str, preset: str) -> None:
         assert list(cfg.model.neck.in_channels) == [256, 512, 1024, 2048]
         static_ckpt = 'torchvision://resnet50'
     else:
-        assert backbone.type == ('DynamicMobileNetV2'
-                                 if dynamic else 'MobileNetV2')
+        assert backbone.type == 'DynamicMobileNetV2'
         assert backbone.widen_factor == 1.0
         assert tuple(backbone.out_indices) == (1, 2, 4, 7)
         assert list(cfg.model.neck.in_channels) == [24, 32, 96, 1280]
         static_ckpt = 'open-mmlab://mmdet/mobilenet_v2'
     if dynamic:
-        assert backbone.preset == preset
-        assert backbone.temperature == 1.0
-        arch_name = 'resnet50' if arch == 'r50' else 'mobilenetv2'
+        arch_name = 'resnet50' if arch == 'r50' else 'mobilenetv2-1.0'
         assert _plain(backbone.init_cfg) == dict(
             type='Pretrained',
             checkpoint=f'checkpoints/{preset}_{arch_name}_in1k.pth')

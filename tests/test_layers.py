@@ -138,8 +138,8 @@ def test_dcn_is_mmcv_through_conv_cfg(scope):
 # Numerics shared by all three layers
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_constant_attention_equals_scaled_conv(name):
-    layer = build(name, in_channels=6, out_channels=10, kernel_size=3,
-                  padding=1)
+    layer = build(
+        name, in_channels=6, out_channels=10, kernel_size=3, padding=1)
     # one kernel: keep only the first
     layer.weight = nn.Parameter(layer.weight[:1].clone())
     c = 0.37
@@ -162,8 +162,8 @@ def test_constant_attention_equals_scaled_conv(name):
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_samples_do_not_affect_each_other(name):
-    layer = build(name, in_channels=8, out_channels=8, kernel_size=3,
-                  padding=1).eval()
+    layer = build(
+        name, in_channels=8, out_channels=8, kernel_size=3, padding=1).eval()
     x = torch.randn(4, 8, 9, 7)
     with torch.no_grad():
         batched = layer(x)
@@ -173,8 +173,14 @@ def test_samples_do_not_affect_each_other(name):
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_gradcheck_float64(name):
-    layer = build(name, in_channels=4, out_channels=4, kernel_size=3,
-                  padding=1, groups=2, bias=True).double().eval()
+    layer = build(
+        name,
+        in_channels=4,
+        out_channels=4,
+        kernel_size=3,
+        padding=1,
+        groups=2,
+        bias=True).double().eval()
     x = torch.randn(2, 4, 4, 3, dtype=torch.double, requires_grad=True)
     params = [p for p in layer.parameters() if p.requires_grad]
     assert torch.autograd.gradcheck(
@@ -209,8 +215,13 @@ def test_geometry_matches_naive_reference(name, geometry):
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_depthwise(name):
-    layer = build(name, in_channels=8, out_channels=8, kernel_size=3,
-                  padding=1, groups=8)
+    layer = build(
+        name,
+        in_channels=8,
+        out_channels=8,
+        kernel_size=3,
+        padding=1,
+        groups=8)
     x = torch.randn(2, 8, 6, 6)
     attn = layer.compute_attention(x)
     layer.compute_attention = lambda inp: attn
@@ -220,8 +231,13 @@ def test_depthwise(name):
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_bias_is_added_last(name):
-    layer = build(name, in_channels=4, out_channels=6, kernel_size=3,
-                  padding=1, bias=True).eval()
+    layer = build(
+        name,
+        in_channels=4,
+        out_channels=6,
+        kernel_size=3,
+        padding=1,
+        bias=True).eval()
     nn.init.normal_(layer.bias)
     x = torch.randn(2, 4, 5, 5)
     with torch.no_grad():
@@ -235,8 +251,8 @@ def test_bias_is_added_last(name):
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_memory_formats(name):
-    layer = build(name, in_channels=8, out_channels=8, kernel_size=3,
-                  padding=1).eval()
+    layer = build(
+        name, in_channels=8, out_channels=8, kernel_size=3, padding=1).eval()
     x = torch.randn(2, 8, 10, 12)
     with torch.no_grad():
         ref = layer(x)
@@ -245,14 +261,16 @@ def test_memory_formats(name):
         torch.testing.assert_close(
             layer(x.transpose(2, 3).contiguous().transpose(2, 3)), ref)
         torch.testing.assert_close(
-            layer(x.to(memory_format=torch.channels_last)), ref,
-            rtol=1e-5, atol=1e-6)
+            layer(x.to(memory_format=torch.channels_last)),
+            ref,
+            rtol=1e-5,
+            atol=1e-6)
 
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_bf16_autocast_cpu(name):
-    layer = build(name, in_channels=8, out_channels=8, kernel_size=3,
-                  padding=1).train()
+    layer = build(
+        name, in_channels=8, out_channels=8, kernel_size=3, padding=1).train()
     x = torch.randn(2, 8, 6, 6)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         out = layer(x)
@@ -264,7 +282,11 @@ def test_bf16_autocast_cpu(name):
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_inside_conv_module(name):
     module = ConvModule(
-        8, 16, 3, padding=1, conv_cfg=dict(type=name, **LAYERS[name]),
+        8,
+        16,
+        3,
+        padding=1,
+        conv_cfg=dict(type=name, **LAYERS[name]),
         norm_cfg=dict(type='BN'))
     assert module.in_channels == 8 and module.out_channels == 16
     assert module.kernel_size == (3, 3) and module.groups == 1
@@ -277,8 +299,8 @@ def test_inside_conv_module(name):
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_single_image_training(name):
-    layer = build(name, in_channels=8, out_channels=8, kernel_size=3,
-                  padding=1).train()
+    layer = build(
+        name, in_channels=8, out_channels=8, kernel_size=3, padding=1).train()
     x = torch.randn(1, 8, 6, 6, requires_grad=True)
     layer(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
@@ -304,8 +326,7 @@ def test_odconv_single_image_uses_running_statistics():
 
 
 def test_odconv_norm_cfg_is_honoured():
-    gn = ODConv2d(32, 32, 3, padding=1, norm_cfg=dict(type='GN',
-                                                      num_groups=4))
+    gn = ODConv2d(32, 32, 3, padding=1, norm_cfg=dict(type='GN', num_groups=4))
     assert isinstance(gn.attention.bn, nn.GroupNorm)
     none = ODConv2d(32, 32, 3, padding=1, norm_cfg=None)
     assert none.attention.bn is None and none.attention.fc.bias is not None
@@ -341,9 +362,13 @@ def test_fuse_conv_bn_keeps_eval_output(name):
         nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8),
         build(name, in_channels=8, out_channels=8, kernel_size=3, padding=1),
         nn.BatchNorm2d(8),
-        ConvModule(8, 8, 3, padding=1, conv_cfg=dict(type=name,
-                                                     **LAYERS[name]),
-                   norm_cfg=dict(type='BN')))
+        ConvModule(
+            8,
+            8,
+            3,
+            padding=1,
+            conv_cfg=dict(type=name, **LAYERS[name]),
+            norm_cfg=dict(type='BN')))
     model.train()
     for _ in range(3):
         model(torch.randn(4, 3, 8, 8))

@@ -158,18 +158,21 @@ def test_official_release_loads_exactly(name, tmp_path):
 
 
 def test_converter_is_pure_and_raises_on_unknown_keys():
-    state = {'module.layer1.0.conv1.weight': torch.zeros(1),
-             'module.fc.weight': torch.zeros(1)}
+    state = {
+        'module.layer1.0.conv1.weight': torch.zeros(1),
+        'module.fc.weight': torch.zeros(1)
+    }
     out = convert_official_state_dict(state, 'resnet')
-    assert out == {'layer1.0.conv1.weight': state[
-        'module.layer1.0.conv1.weight']}
+    assert out == {
+        'layer1.0.conv1.weight': state['module.layer1.0.conv1.weight']
+    }
     assert 'module.fc.weight' in state  # input untouched
     with pytest.raises(KeyError, match='layer1.0.se.weight'):
-        convert_official_state_dict(
-            {'layer1.0.se.weight': torch.zeros(1)}, 'resnet')
+        convert_official_state_dict({'layer1.0.se.weight': torch.zeros(1)},
+                                    'resnet')
     with pytest.raises(KeyError, match='features.19'):
-        convert_official_state_dict(
-            {'features.19.0.weight': torch.zeros(1)}, 'mobilenet_v2')
+        convert_official_state_dict({'features.19.0.weight': torch.zeros(1)},
+                                    'mobilenet_v2')
     with pytest.raises(ValueError, match='arch'):
         convert_official_state_dict({}, 'vgg')
 
@@ -241,14 +244,14 @@ def test_dense_start_of_odconv_and_condconv(tmp_path):
             x[b:b + 1] * a.in_channel[b].view(1, -1, 1, 1),
             weight * a.spatial[b].view(1, 1, 3, 3),
             padding=1) * a.out_channel[b].view(1, -1, 1, 1)
-        torch.testing.assert_close(od(x)[b:b + 1], expected, rtol=1e-4,
-                                   atol=1e-5)
+        torch.testing.assert_close(
+            od(x)[b:b + 1], expected, rtol=1e-4, atol=1e-5)
     cond = CondConv2d(8, 8, 3, padding=1, num_experts=8).eval()
     cond.weight.data.copy_(weight.expand(8, -1, -1, -1, -1))
     r = cond.compute_attention(x).kernel
     # CondConv starts as the dense conv scaled by sum_i r_i(x)
-    expected = nn.functional.conv2d(x, weight, padding=1) * r.sum(1).view(
-        2, 1, 1, 1)
+    expected = nn.functional.conv2d(
+        x, weight, padding=1) * r.sum(1).view(2, 1, 1, 1)
     torch.testing.assert_close(cond(x), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -270,20 +273,21 @@ def test_mismatches_are_errors(tmp_path):
     path = str(tmp_path / 'od_resnet18_4x.pth')
     official_checkpoint('od_resnet18_4x', path)
     one_kernel = build_backbone('resnet', 18, 1)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'layer1.0.conv1.weight: \(4, 64, 64, 3, 3\) '
-                       r'vs \(1, 64, 64, 3, 3\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'layer1.0.conv1.weight: \(4, 64, 64, 3, 3\) '
+            r'vs \(1, 64, 64, 3, 3\)'):
         load_pretrained(one_kernel, path, arch='resnet')
     with pytest.raises(CheckpointMismatchError, match='od_resnet18_4x.pth'):
-        load_pretrained(
-            build_backbone('resnet', 34, 4), path, arch='resnet')
+        load_pretrained(build_backbone('resnet', 34, 4), path, arch='resnet')
     # a missing key is listed
     state = safe_torch_load(path)['state_dict']
     del state['module.layer2.1.bn2.weight']
     torch.save(state, path)
     four = build_backbone('resnet', 18, 4)
-    with pytest.raises(CheckpointMismatchError,
-                       match='missing in the checkpoint.*\n.*layer2.1.bn2'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match='missing in the checkpoint.*\n.*layer2.1.bn2'):
         load_pretrained(four, path, arch='resnet')
     # ... unless the user opts out explicitly
     report = load_pretrained(four, path, arch='resnet', strict=False)
@@ -335,3 +339,36 @@ def test_unsafe_and_broken_files_are_refused(tmp_path):
     raw.write_bytes(pickle.dumps({'a': 1}))
     with pytest.raises(CheckpointError):
         safe_torch_load(str(raw))
+
+
+def test_official_converter_cli(tmp_path):
+    import subprocess
+    import sys
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    src = str(tmp_path / 'od_mobilenetv2_075_1x.pth.tar')
+    state = official_checkpoint('od_mobilenetv2_075_1x', src)
+    dst = str(tmp_path / 'out' / 'odconv1x_mobilenetv2-0.75_in1k.pth')
+    tool = osp.join(repo, 'tools', 'model_converters',
+                    'odconv_official_to_backbone.py')
+    cmd = [
+        sys.executable, tool, src, dst, '--arch', 'mobilenet_v2',
+        '--widen-factor', '0.75', '--kernel-num', '1'
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = safe_torch_load(dst)
+    assert out['meta']['arch'] == 'mobilenet_v2'
+    backbone = build_backbone(
+        'mobilenet_v2',
+        0.75,
+        1,
+        init_cfg=dict(type='Pretrained', checkpoint=dst))
+    backbone.init_weights()
+    assert torch.equal(
+        backbone.state_dict()['layer7.0.linear_conv.conv.weight'],
+        state['module.features.17.conv.2.weight'])
+    # a wrong kernel number is caught before anything is written
+    wrong = str(tmp_path / 'wrong.pth')
+    cmd[3], cmd[-1] = wrong, '4'
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode != 0 and 'does not fit' in result.stderr
+    assert not osp.exists(wrong)

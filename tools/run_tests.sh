@@ -12,7 +12,7 @@ echo '== lint (flake8, isort, yapf, codespell)'
 "$PY" -m flake8 "${SRC[@]}"
 "$PY" -m isort --check-only --diff "${SRC[@]}"
 "$PY" -m yapf --diff --recursive "${SRC[@]}"
-"$PY" -m codespell "${SRC[@]}" README.md
+"$(dirname "$PY")/codespell" "${SRC[@]}" README.md
 
 echo '== tests'
 "$PY" -m pytest "$@"

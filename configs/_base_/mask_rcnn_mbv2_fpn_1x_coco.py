@@ -10,6 +10,7 @@ model = dict(
         _delete_=True,
         type='DynamicMobileNetV2',
         preset='static',
+        temperature=1.0,
         widen_factor=1.0,
         out_indices=(1, 2, 4, 7),
         frozen_stages=1,

@@ -41,9 +41,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def conv2d_flops(in_channels: int, out_channels: int,
-                 kernel_size: Tuple[int, int], groups: int, out_hw: Tuple[int,
-                                                                          int],
+def conv2d_flops(in_channels: int,
+                 out_channels: int,
+                 kernel_size: Tuple[int, int],
+                 groups: int,
+                 out_hw: Tuple[int, int],
                  batch: int = 1) -> int:
     """Multiply-adds of a convolution: ``B * C_out * C_in / g * kh * kw *
     H_out * W_out``."""
@@ -56,7 +58,7 @@ def attention_flops(layer: DynamicConv2d) -> int:
 
     Pooling is counted separately (:func:`dynamic_conv2d_flops`).
     """
-    cin, cout = layer.in_channels, layer.out_channels
+    cin = layer.in_channels
     if isinstance(layer, CondConv2d):
         return cin * layer.num_experts
     if isinstance(layer, DyConv2d):
@@ -75,13 +77,12 @@ def attention_flops(layer: DynamicConv2d) -> int:
                     'dynconv_mmdet.analysis.complexity.attention_flops')
 
 
-def _attention_presence(layer: DynamicConv2d) -> Tuple[bool, bool, bool,
-                                                       bool]:
+def _attention_presence(layer: DynamicConv2d) -> Tuple[bool, bool, bool, bool]:
     """Which attentions a layer produces: kernel, spatial, in, out."""
     if isinstance(layer, ODConv2d):
         att = layer.attention
-        return (att.kernel_fc is not None, att.spatial_fc is not None, True,
-                att.filter_fc is not None)
+        return (att.kernel_fc is not None, att.spatial_fc
+                is not None, True, att.filter_fc is not None)
     return True, False, False, False  # CondConv, DyConv: kernel attention
 
 
@@ -177,9 +178,10 @@ class FlopCounter:
                                  module.kernel_size, module.groups,
                                  tuple(output.shape[-2:]), output.size(0)))
             else:
-                self._add(name, 'linear',
-                          output.numel() // output.size(-1) *
-                          module.in_features * module.out_features)
+                self._add(
+                    name, 'linear',
+                    output.numel() // output.size(-1) * module.in_features *
+                    module.out_features)
 
         return hook
 

@@ -31,11 +31,12 @@ class CheckpointError(RuntimeError):
 
 def _numpy_globals() -> List[Any]:
     multiarray = getattr(np, '_core', None)
-    multiarray = (multiarray.multiarray
-                  if multiarray is not None else np.core.multiarray)
+    multiarray = (
+        multiarray.multiarray
+        if multiarray is not None else np.core.multiarray)
     dtype_classes = [
-        type(np.dtype(name)) for name in ('float64', 'float32', 'float16',
-                                          'int64', 'int32', 'bool')
+        type(np.dtype(name))
+        for name in ('float64', 'float32', 'float16', 'int64', 'int32', 'bool')
     ]
     return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype
             ] + dtype_classes
@@ -83,8 +84,8 @@ def safe_torch_load(path: str) -> Dict[str, Any]:
             'unpickled, which safe loading (weights_only=True) does not '
             'allow. Re-save only its tensors, e.g. '
             "torch.save({'state_dict': ckpt['state_dict']}, new_path), from "
-            'a trusted environment.\nDetails: ' + str(err).splitlines()[0]
-        ) from err
+            'a trusted environment.\nDetails: ' +
+            str(err).splitlines()[0]) from err
     except (RuntimeError, EOFError, ValueError, OSError) as err:
         raise CheckpointError(
             f'{path} is not a PyTorch checkpoint ({type(err).__name__}: '

@@ -14,8 +14,7 @@ import argparse
 import json
 
 import dynconv_mmdet  # noqa: F401  (registers the layers and backbones)
-from dynconv_mmdet.analysis import (backbone_complexity,
-                                    format_complexity_table)
+from dynconv_mmdet.analysis import backbone_complexity, format_complexity_table
 from dynconv_mmdet.analysis.complexity import BACKBONE_CFGS, PRESETS
 
 

@@ -52,11 +52,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmdet.registry import MODELS
 from torch import Tensor
 
 import dynconv_mmdet  # noqa: F401  (registers the layers and backbones)
 from dynconv_mmdet.models.layers.functional import formulation
-from mmdet.registry import MODELS
 
 IMPLS = ('static', 'released', 'ours')
 LAYER_TYPES = {
@@ -189,9 +189,7 @@ def check_module(name: str,
             outs = _outputs(module(inp))
         if grads is None:
             gen = torch.Generator(device='cpu').manual_seed(1)
-            grads = [
-                torch.randn(o.shape, generator=gen).to(o) for o in outs
-            ]
+            grads = [torch.randn(o.shape, generator=gen).to(o) for o in outs]
         sum((o * g).sum() for o, g in zip(outs, grads)).backward()
         params = [p for _, p in module.named_parameters()]
         results[impl] = ([o.detach() for o in outs],
@@ -200,11 +198,9 @@ def check_module(name: str,
     out_err = check_tensors(f'{name} output', results['ours'][0],
                             results['released'][0], OUT_TOL)
     ref_grads = [g for g in results['released'][1] if g is not None]
-    floor = 1e-8 * max(
-        g.abs().max().item() for g in ref_grads)
+    floor = 1e-8 * max(g.abs().max().item() for g in ref_grads)
     grad_err = check_tensors(f'{name} gradient', results['ours'][1],
-                             results['released'][1], GRAD_TOL, labels,
-                             floor)
+                             results['released'][1], GRAD_TOL, labels, floor)
     module.zero_grad(set_to_none=True)
     return dict(
         name=name,
@@ -225,12 +221,17 @@ def make_step(module: nn.Module, x: Tensor, mode: str) -> Callable[[], None]:
     if mode == 'train':
         inp = x.detach().clone().requires_grad_()
 
-        def step() -> None:
-            module.train()
+        def prepare() -> None:
             module.zero_grad(set_to_none=True)
             inp.grad = None
+
+        def step() -> None:
+            module.train()
+            prepare()
             outs = _outputs(module(inp))
             sum(o.sum() for o in outs).backward()
+
+        step.prepare = prepare
     else:
 
         def step() -> None:
@@ -254,7 +255,13 @@ def time_once(step: Callable[[], None], impl: str,
 
 def peak_memory(step: Callable[[], None], impl: str,
                 device: torch.device) -> int:
-    """Peak bytes allocated on top of what existed before one ``step``."""
+    """Peak bytes allocated on top of what existed before one ``step``.
+
+    Gradients of the previous step are released before the measurement, so
+    the peak includes this step's gradients.
+    """
+    if hasattr(step, 'prepare'):
+        step.prepare()
     with formulation('ours' if impl == 'static' else impl):
         if device.type == 'cuda':
             _sync(device)
@@ -280,20 +287,65 @@ def peak_memory(step: Callable[[], None], impl: str,
     return peak
 
 
-def run_interleaved(steps: Dict[str, Callable[[], None]], repeats: int,
-                    device: torch.device) -> Dict[str, Dict]:
-    """Warm up every implementation once, then time them round-robin."""
-    times: Dict[str, List[float]] = {impl: [] for impl in steps}
-    for impl, step in steps.items():
+def run_interleaved(steps: Dict[Tuple[str, str], Callable[[], None]],
+                    repeats: int, device: torch.device) -> Dict:
+    """Warm up every step once, then time them round-robin.
+
+    Args:
+        steps: ``(variant, impl) -> step``; ``impl`` (one of
+            :data:`IMPLS`) selects the formulation the step runs with.
+
+    Returns:
+        dict: ``(variant, impl) -> {'median_ms', 'runs_ms'}``.
+    """
+    times: Dict[Tuple[str, str], List[float]] = {key: [] for key in steps}
+    for (_, impl), step in steps.items():
         time_once(step, impl, device)
     for _ in range(repeats):
-        for impl, step in steps.items():
-            times[impl].append(time_once(step, impl, device))
+        for (variant, impl), step in steps.items():
+            times[(variant, impl)].append(time_once(step, impl, device))
     return {
-        impl: dict(median_ms=statistics.median(ts) * 1e3,
-                   runs_ms=[t * 1e3 for t in ts])
-        for impl, ts in times.items()
+        key:
+        dict(
+            median_ms=statistics.median(ts) * 1e3,
+            runs_ms=[t * 1e3 for t in ts])
+        for key, ts in times.items()
     }
+
+
+def _group_steps(static: nn.Module, dynamic: Dict[str, nn.Module], x: Tensor,
+                 mode: str) -> Dict[Tuple[str, str], Callable[[], None]]:
+    """The static module once, then released and ours per dynamic kind."""
+    steps = {('static', 'static'): make_step(static, x, mode)}
+    for kind, module in dynamic.items():
+        for impl in ('released', 'ours'):
+            steps[(kind, impl)] = make_step(module, x, mode)
+    return steps
+
+
+def _rows_from_group(steps, res, memory: bool, device: torch.device,
+                     kinds: Sequence[str], **fields) -> List[Dict]:
+    peaks = {}
+    if memory:
+        peaks = {
+            key: peak_memory(step, key[1], device) / 2**20
+            for key, step in steps.items()
+        }
+    rows = []
+    for kind in kinds:
+        keys = dict(
+            static=('static', 'static'),
+            released=(kind, 'released'),
+            ours=(kind, 'ours'))
+        row = dict(
+            fields, kind=kind, times={
+                i: res[k]
+                for i, k in keys.items()
+            })
+        if memory:
+            row['peak_mib'] = {i: peaks[k] for i, k in keys.items()}
+        rows.append(row)
+    return rows
 
 
 # --------------------------------------------------------------------------
@@ -309,11 +361,11 @@ def _conv_cfg(cfg: dict, cin: int, cout: int, k: int, stride: int) -> dict:
         bias=False)
 
 
-def build_layers(cin: int, cout: int, k: int, stride: int, kind: str,
-                 device: torch.device) -> Tuple[nn.Module, nn.Module]:
-    static = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
-    dynamic = MODELS.build(_conv_cfg(LAYER_TYPES[kind], cin, cout, k, stride))
-    return static.to(device), dynamic.to(device)
+def build_layer(cin: int, cout: int, k: int, stride: int, kind: str,
+                device: torch.device) -> nn.Module:
+    """A dynamic layer of ``kind`` (see :data:`LAYER_TYPES`)."""
+    return MODELS.build(_conv_cfg(LAYER_TYPES[kind], cin, cout, k,
+                                  stride)).to(device)
 
 
 def build_backbone(cfg: dict, preset: str, device: torch.device) -> nn.Module:
@@ -336,7 +388,7 @@ def check_all(layers, backbones: Dict[str, Dict[str, nn.Module]], size: int,
     checks = []
     for kind in LAYER_TYPES:
         for (lname, cin, cout, k, stride, _, _) in layers:
-            _, layer = build_layers(cin, cout, k, stride, kind, device)
+            layer = build_layer(cin, cout, k, stride, kind, device)
             x = torch.randn(2, cin, 13, 11, device=device)
             checks.append(check_module(f'{kind} {lname}', layer, x))
     for name, models in backbones.items():
@@ -353,65 +405,61 @@ def check_all(layers, backbones: Dict[str, Dict[str, nn.Module]], size: int,
 
 def bench_layers(layers, repeats: int, device: torch.device,
                  memory: bool) -> List[Dict]:
+    """Time every layer shape: static, then every kind released / ours,
+    round-robin within one shape and mode."""
     rows = []
     for (lname, cin, cout, k, stride, h, w) in layers:
+        static = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+        dynamic = {
+            kind: build_layer(cin, cout, k, stride, kind, device)
+            for kind in LAYER_TYPES
+        }
+        static.to(device)
         for mode, batch in MODES.items():
             x = torch.randn(batch, cin, h, w, device=device)
-            for kind in LAYER_TYPES:
-                static, dynamic = build_layers(cin, cout, k, stride, kind,
-                                               device)
-                steps = dict(
-                    static=make_step(static, x, mode),
-                    released=make_step(dynamic, x, mode),
-                    ours=make_step(dynamic, x, mode))
-                res = run_interleaved(steps, repeats, device)
-                row = dict(
-                    layer=lname,
-                    shape=f'{cin}->{cout} k{k} s{stride} {h}x{w}',
-                    kind=kind,
-                    mode=mode,
-                    batch=batch,
-                    times=res)
-                if memory:
-                    row['peak_mib'] = {
-                        impl: peak_memory(step, impl, device) / 2**20
-                        for impl, step in steps.items()
-                    }
-                rows.append(row)
+            steps = _group_steps(static, dynamic, x, mode)
+            res = run_interleaved(steps, repeats, device)
+            rows += _rows_from_group(
+                steps,
+                res,
+                memory,
+                device,
+                list(dynamic),
+                layer=lname,
+                shape=f'{cin}->{cout} k{k} s{stride} {h}x{w}',
+                mode=mode,
+                batch=batch)
     return rows
 
 
 def bench_backbones(backbones: Dict[str, Dict[str, nn.Module]], size: int,
                     repeats: int, device: torch.device, memory: bool,
                     log) -> List[Dict]:
+    """Time every backbone: static, then every preset released / ours,
+    round-robin within one backbone and mode."""
     rows = []
     for name, models in backbones.items():
-        static = models['static']
-        for preset in PRESETS:
-            dynamic = models[preset]
-            for mode, batch in MODES.items():
-                x = torch.randn(batch, 3, size, size, device=device)
-                steps = dict(
-                    static=make_step(static, x, mode),
-                    released=make_step(dynamic, x, mode),
-                    ours=make_step(dynamic, x, mode))
-                res = run_interleaved(steps, repeats, device)
-                row = dict(
-                    backbone=name,
-                    preset=preset,
-                    mode=mode,
-                    batch=batch,
-                    size=size,
-                    times=res)
-                if memory:
-                    row['peak_mib'] = {
-                        impl: peak_memory(step, impl, device) / 2**20
-                        for impl, step in steps.items()
-                    }
-                rows.append(row)
-                log(f'{name} {preset} {mode}: ' + ', '.join(
-                    f'{impl} {res[impl]["median_ms"]:.0f} ms'
+        dynamic = {preset: models[preset] for preset in PRESETS}
+        for mode, batch in MODES.items():
+            x = torch.randn(batch, 3, size, size, device=device)
+            steps = _group_steps(models['static'], dynamic, x, mode)
+            res = run_interleaved(steps, repeats, device)
+            group = _rows_from_group(
+                steps,
+                res,
+                memory,
+                device,
+                PRESETS,
+                backbone=name,
+                mode=mode,
+                batch=batch,
+                size=size)
+            for row in group:
+                row['preset'] = row.pop('kind')
+                log(f'{name} {row["preset"]} {mode}: ' + ', '.join(
+                    f'{impl} {row["times"][impl]["median_ms"]:.0f} ms'
                     for impl in IMPLS))
+            rows += group
     return rows
 
 
@@ -505,13 +553,14 @@ def main(argv=None) -> int:
         print(f'[benchmark] {msg}', file=sys.stderr, flush=True)
 
     layers = QUICK_LAYERS if args.quick else RESNET50_LAYERS
-    size = args.backbone_size or (64 if args.quick else 800)
+    size = args.backbone_size or (32 if args.quick else 800)
     check_size = 32 if args.quick else 64
     do_layers = args.only in (None, 'layers')
     do_backbones = args.only in (None, 'backbones')
     backbones = {}
     if do_backbones:
-        for name, cfg in (QUICK_BACKBONES if args.quick else BACKBONES).items():
+        for name, cfg in (QUICK_BACKBONES
+                          if args.quick else BACKBONES).items():
             backbones[name] = {
                 preset: build_backbone(cfg, preset, device)
                 for preset in ('static', ) + PRESETS
@@ -534,8 +583,8 @@ def main(argv=None) -> int:
           f'at batch {MODES["infer"]}\n')
     start = time.perf_counter()
     try:
-        checks = check_all(layers if do_layers else [], backbones,
-                           check_size, device, log)
+        checks = check_all(layers if do_layers else [], backbones, check_size,
+                           device, log)
     except ExactnessError as err:
         print(f'EXACTNESS CHECK FAILED: {err}')
         log(f'EXACTNESS CHECK FAILED: {err}')
@@ -563,8 +612,7 @@ def main(argv=None) -> int:
     meta['wall_s'] = time.perf_counter() - start
     print(f'total wall time: {meta["wall_s"]:.0f} s')
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=1)
     return 0

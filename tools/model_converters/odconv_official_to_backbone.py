@@ -41,7 +41,9 @@ def parse_args() -> argparse.Namespace:
         default=1.0,
         help='MobileNetV2 widen factor (check)')
     parser.add_argument(
-        '--kernel-num', type=int, help='ODConv kernels; checks the result '
+        '--kernel-num',
+        type=int,
+        help='ODConv kernels; checks the result '
         'against the backbone when given')
     return parser.parse_args()
 
@@ -51,8 +53,8 @@ def main() -> None:
     state_dict = extract_state_dict(safe_torch_load(args.src), args.src)
     converted = convert_official_state_dict(state_dict, args.arch)
     if args.kernel_num is not None:
-        dynamic = dict(conv_cfg=dict(type='ODConv2d',
-                                     kernel_num=args.kernel_num))
+        dynamic = dict(
+            conv_cfg=dict(type='ODConv2d', kernel_num=args.kernel_num))
         if args.arch == 'resnet':
             cfg = dict(type='DynamicResNet', depth=args.depth)
         else:

@@ -36,8 +36,10 @@ def _raise_unknown(unknown: List[str], what: str) -> None:
 def strip_prefix(state_dict: StateDict, prefix: str) -> StateDict:
     """Remove ``prefix`` from every key that has it (others unchanged)."""
     n = len(prefix)
-    return {(k[n:] if k.startswith(prefix) else k): v
-            for k, v in state_dict.items()}
+    return {
+        (k[n:] if k.startswith(prefix) else k): v
+        for k, v in state_dict.items()
+    }
 
 
 def mobilenet_v2_block_names() -> List[Tuple[str, int]]:
@@ -104,8 +106,7 @@ def _mmpretrain_mbv2_key(key: str) -> str:
     return f'{match.group(1)}.{units[pos]}.{match.group(4)}'
 
 
-def convert_official_state_dict(state_dict: StateDict,
-                                arch: str) -> StateDict:
+def convert_official_state_dict(state_dict: StateDict, arch: str) -> StateDict:
     """Official ODConv / torchvision classification keys -> backbone keys.
 
     Args:
@@ -145,10 +146,12 @@ def convert_official_state_dict(state_dict: StateDict,
 
 def is_official_layout(state_dict: StateDict) -> bool:
     """Whether keys look like a torchvision / official ODConv checkpoint."""
-    keys = [k[len('module.'):] if k.startswith('module.') else k
-            for k in state_dict]
-    return any(k.startswith('features.') for k in keys) or any(
-        _CLASSIFIER_KEY.match(k) for k in keys)
+    keys = [
+        k[len('module.'):] if k.startswith('module.') else k
+        for k in state_dict
+    ]
+    return any(k.startswith('features.')
+               for k in keys) or any(_CLASSIFIER_KEY.match(k) for k in keys)
 
 
 def convert_mmpretrain_state_dict(state_dict: StateDict) -> StateDict:
@@ -180,9 +183,8 @@ def to_backbone_state_dict(state_dict: StateDict, arch: str) -> StateDict:
     plain = strip_prefix(state_dict, 'module.')
     if any(k.startswith('backbone.') for k in plain):
         plain = convert_mmpretrain_state_dict(plain)
-    elif not (arch == 'mobilenet_v2'
-              and all(k.startswith(('conv1.', 'conv2.', 'layer'))
-                      for k in plain)):
+    elif not (arch == 'mobilenet_v2' and all(
+            k.startswith(('conv1.', 'conv2.', 'layer')) for k in plain)):
         return convert_official_state_dict(plain, arch)
     if arch == 'mobilenet_v2':
         plain = {_mmpretrain_mbv2_key(k): v for k, v in plain.items()}

@@ -53,7 +53,8 @@ class DynamicMobileNetV2(PretrainedLoaderMixin, MobileNetV2):
             **kwargs)
         self.preset = preset
         self.layout = resolve_layout(MOBILENET_V2_PRESETS, preset, dynamic,
-                                     _MBV2_DEFAULTS, type(self).__name__)
+                                     _MBV2_DEFAULTS,
+                                     type(self).__name__)
         self._make_dynamic_convs()
         set_temperature(self, temperature)
         self._freeze_stages()

@@ -60,16 +60,17 @@ class DynamicResNet(PretrainedLoaderMixin, ResNet):
         super().__init__(depth=depth, init_cfg=init_cfg, **kwargs)
         self.preset = preset
         self.layout = resolve_layout(RESNET_PRESETS, preset, dynamic,
-                                     _RESNET_DEFAULTS, type(self).__name__)
+                                     _RESNET_DEFAULTS,
+                                     type(self).__name__)
         self._make_dynamic_convs()
         set_temperature(self, temperature)
         self._freeze_stages()
 
     def _swap(self, parent: nn.Module, name: str) -> None:
-        setattr(parent, name,
-                make_dynamic(
-                    getattr(parent, name), self.layout['conv_cfg'],
-                    self.norm_cfg))
+        setattr(
+            parent, name,
+            make_dynamic(
+                getattr(parent, name), self.layout['conv_cfg'], self.norm_cfg))
 
     def _make_dynamic_convs(self) -> None:
         layout = self.layout
@@ -85,7 +86,8 @@ class DynamicResNet(PretrainedLoaderMixin, ResNet):
                 continue
             for block in getattr(self, name):
                 convs = layout['block_convs'] or [
-                    n for n in ('conv1', 'conv2', 'conv3') if hasattr(block, n)
+                    n
+                    for n in ('conv1', 'conv2', 'conv3') if hasattr(block, n)
                 ]
                 for conv in convs:
                     if not hasattr(block, conv):

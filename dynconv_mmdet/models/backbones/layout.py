@@ -22,40 +22,50 @@ from mmcv.cnn import build_conv_layer
 from ..layers.conv_types import check_conv_type
 
 RESNET_PRESETS: Dict[str, Optional[dict]] = {
-    'static': None,
-    'condconv8x': dict(
+    'static':
+    None,
+    'condconv8x':
+    dict(
         conv_cfg=dict(type='CondConv2d', num_experts=8),
         stages=(False, False, False, True),
         downsample=False),
-    'dyconv4x': dict(
+    'dyconv4x':
+    dict(
         conv_cfg=dict(type='DyConv2d', kernel_num=4),
         stages=(True, True, True, True),
         downsample=True),
-    'odconv1x': dict(
+    'odconv1x':
+    dict(
         conv_cfg=dict(type='ODConv2d', kernel_num=1),
         stages=(True, True, True, True),
         downsample=False),
-    'odconv4x': dict(
+    'odconv4x':
+    dict(
         conv_cfg=dict(type='ODConv2d', kernel_num=4),
         stages=(True, True, True, True),
         downsample=False),
 }
 
 MOBILENET_V2_PRESETS: Dict[str, Optional[dict]] = {
-    'static': None,
-    'condconv8x': dict(
+    'static':
+    None,
+    'condconv8x':
+    dict(
         conv_cfg=dict(type='CondConv2d', num_experts=8),
         stages=(False, False, False, False, True, True, True),
         last_conv=True),
-    'dyconv4x': dict(
+    'dyconv4x':
+    dict(
         conv_cfg=dict(type='DyConv2d', kernel_num=4),
         stages=(True, ) * 7,
         last_conv=True),
-    'odconv1x': dict(
+    'odconv1x':
+    dict(
         conv_cfg=dict(type='ODConv2d', kernel_num=1),
         stages=(True, ) * 7,
         last_conv=True),
-    'odconv4x': dict(
+    'odconv4x':
+    dict(
         conv_cfg=dict(type='ODConv2d', kernel_num=4),
         stages=(True, ) * 7,
         last_conv=True),

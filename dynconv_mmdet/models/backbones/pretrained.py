@@ -91,9 +91,9 @@ def _format_mismatch(report: LoadReport, source: str) -> str:
 
     section('missing in the checkpoint', report.missing)
     section('unexpected in the checkpoint', report.unexpected)
-    section('shape mismatch (key: checkpoint vs model)', [
-        f'{k}: {tuple(a)} vs {tuple(b)}' for k, a, b in report.mismatched
-    ])
+    section(
+        'shape mismatch (key: checkpoint vs model)',
+        [f'{k}: {tuple(a)} vs {tuple(b)}' for k, a, b in report.mismatched])
     lines.append('Check that the checkpoint matches the backbone (depth, '
                  'widen_factor, preset / kernel number), or build the '
                  'backbone with strict_pretrained=False to load only what '
@@ -126,21 +126,22 @@ def match_state_dict(model: nn.Module,
         owner = modules.get(key.rsplit('.', 1)[0])
         if (key.endswith('.weight') and isinstance(owner, DynamicConv2d)
                 and owner.weight.shape[1:] == value.shape):
-            out[key] = value.to(want.dtype).unsqueeze(0).expand_as(
-                want).clone()
+            out[key] = value.to(
+                want.dtype).unsqueeze(0).expand_as(want).clone()
             expanded.append(key)
             continue
         mismatched.append((key, tuple(value.shape), tuple(want.shape)))
     dense_owners = tuple(k[:-len('weight')] for k in expanded)
+    mismatched_keys = {m[0] for m in mismatched}
     kept_init, missing = [], []
     for key, value in target.items():
         if key in out:
             continue
-        if (dense_owners and key.startswith(dense_owners)) or key.endswith(
-                'num_batches_tracked'):
+        own_init = bool(dense_owners) and key.startswith(dense_owners)
+        if own_init or key.endswith('num_batches_tracked'):
             out[key] = value
             kept_init.append(key)
-        elif not any(key == m[0] for m in mismatched):
+        elif key not in mismatched_keys:
             missing.append(key)
     return out, LoadReport(loaded, expanded, kept_init, missing, unexpected,
                            mismatched)

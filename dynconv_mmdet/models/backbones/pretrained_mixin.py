@@ -27,8 +27,9 @@ class PretrainedLoaderMixin:
             if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
                 if self._pretrained_cfg is not None:
                     raise ValueError('only one Pretrained init_cfg allowed')
-                unknown = set(cfg) - {'type', 'checkpoint', 'prefix',
-                                      'map_location'}
+                unknown = set(cfg) - {
+                    'type', 'checkpoint', 'prefix', 'map_location'
+                }
                 if unknown or 'checkpoint' not in cfg:
                     raise ValueError(
                         'Pretrained init_cfg takes `checkpoint` and an '

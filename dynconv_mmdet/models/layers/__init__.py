@@ -3,8 +3,7 @@ from .condconv import CondConv2d
 from .conv_types import (check_conv_type, is_known_conv_type,
                          registered_conv_types)
 from .dyconv import DyConv2d, DyConvAttention
-from .functional import (aggregate_kernels, batch_folded_conv2d,
-                         dynamic_conv2d)
+from .functional import aggregate_kernels, batch_folded_conv2d, dynamic_conv2d
 from .odconv import ODConv2d, ODConvAttention
 from .temperature import get_temperatures, set_temperature
 

@@ -31,8 +31,9 @@ def _check_positive_int(layer: str, name: str, value) -> None:
 
 def _check_pair(layer: str, name: str, value: Tuple[int, int],
                 minimum: int) -> None:
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
-           for v in value):
+    if any(
+            isinstance(v, bool) or not isinstance(v, int) or v < minimum
+            for v in value):
         raise ValueError(f'{layer}: {name} must be integers >= {minimum}, '
                          f'got {value!r}')
 

@@ -146,8 +146,8 @@ def _is_pointwise(weight: Tensor, padding: Tuple[int, int],
             and tuple(padding) == (0, 0) and groups == 1)
 
 
-def _pointwise_matmul(x: Tensor, weight: Tensor,
-                      stride: Tuple[int, int]) -> Tensor:
+def _pointwise_matmul(x: Tensor, weight: Tensor, stride: Tuple[int,
+                                                               int]) -> Tensor:
     """1x1 convolution as a (batched) matrix product.
 
     Args:
@@ -185,10 +185,8 @@ def _unfold_conv2d(x: Tensor, weight: Tensor, stride: Tuple[int, int],
         weight (Tensor): ``[n, C_out, C_in / groups, kh, kw]``, ``n`` 1 or B.
     """
     out_channels, in_per_group, kh, kw = weight.shape[1:]
-    h_out = conv_output_size(x.size(2), kh, stride[0], padding[0],
-                             dilation[0])
-    w_out = conv_output_size(x.size(3), kw, stride[1], padding[1],
-                             dilation[1])
+    h_out = conv_output_size(x.size(2), kh, stride[0], padding[0], dilation[0])
+    w_out = conv_output_size(x.size(3), kw, stride[1], padding[1], dilation[1])
     cols = F.unfold(x, (kh, kw), dilation, padding, stride)
     cols = cols.unflatten(1, (groups, -1))  # [B, g, C_in_g * kk, L]
     kernels = weight.reshape(-1, groups, out_channels // groups,
@@ -205,14 +203,12 @@ def _conv_per_sample(x: Tensor, kernels: Tensor, shared: bool,
     if _is_pointwise(kernels, padding, groups):
         return _pointwise_matmul(x, kernels, stride)
     if shared:
-        return F.conv2d(x, kernels[0], None, stride, padding, dilation,
-                        groups)
+        return F.conv2d(x, kernels[0], None, stride, padding, dilation, groups)
     if _tracing_for_export():
         return _unfold_conv2d(x, kernels, stride, padding, dilation, groups)
     batch, in_channels, height, width = x.shape
     if batch == 1:
-        return F.conv2d(x, kernels[0], None, stride, padding, dilation,
-                        groups)
+        return F.conv2d(x, kernels[0], None, stride, padding, dilation, groups)
     out_channels = kernels.size(1)
     out = F.conv2d(
         x.reshape(1, batch * in_channels, height, width),
@@ -281,10 +277,10 @@ def fold_channel_attention(x_shape: Tuple[int, int, int, int],
         may_fold = True
     else:
         may_fold = not batch_free and batch == 1
-    fold_in = (has_in and may_fold
-               and kernel_numel <= in_channels * height * width)
-    fold_out = (has_out and may_fold
-                and kernel_numel <= out_channels * h_out * w_out)
+    fold_in = (
+        has_in and may_fold and kernel_numel <= in_channels * height * width)
+    fold_out = (
+        has_out and may_fold and kernel_numel <= out_channels * h_out * w_out)
     return fold_in, fold_out
 
 
@@ -325,8 +321,8 @@ def dynamic_conv2d(x: Tensor,
     out_channels = weight.size(1)
     per_sample = kernel_attn is not None or spatial_attn is not None
     fold_in, fold_out = fold_channel_attention(
-        tuple(x.shape), tuple(weight.shape), stride, padding, dilation,
-        groups, per_sample, in_attn is not None, out_attn is not None,
+        tuple(x.shape), tuple(weight.shape), stride, padding, dilation, groups,
+        per_sample, in_attn is not None, out_attn is not None,
         _tracing_for_export())
     if in_attn is not None and not fold_in:
         x = x * in_attn.reshape(batch, in_channels, 1, 1).to(x.dtype)

@@ -50,15 +50,17 @@ class ODConvAttention(nn.Module):
     ``norm_cfg=None`` removes the norm and gives the trunk conv a bias.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_numel: int,
-                 groups: int,
-                 kernel_num: int,
-                 reduction: float = 1 / 16,
-                 min_channels: int = 16,
-                 norm_cfg: Optional[dict] = dict(type='BN')) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_numel: int,
+        groups: int,
+        kernel_num: int,
+        reduction: float = 1 / 16,
+        min_channels: int = 16,
+        norm_cfg: Optional[dict] = dict(type='BN')
+    ) -> None:
         super().__init__()
         hidden = max(int(in_channels * reduction), min_channels)
         self.hidden_channels = hidden
@@ -146,20 +148,22 @@ class ODConv2d(TemperatureMixin, DynamicConv2d):
     ``[K, C_out, C_in / groups, kh, kw]``, output ``[B, C_out, H', W']``.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntOrPair,
-                 stride: IntOrPair = 1,
-                 padding: IntOrPair = 0,
-                 dilation: IntOrPair = 1,
-                 groups: int = 1,
-                 bias: bool = False,
-                 kernel_num: int = 1,
-                 reduction: float = 1 / 16,
-                 min_channels: int = 16,
-                 temperature: float = 1.0,
-                 norm_cfg: Optional[dict] = dict(type='BN')) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: IntOrPair = 0,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = False,
+        kernel_num: int = 1,
+        reduction: float = 1 / 16,
+        min_channels: int = 16,
+        temperature: float = 1.0,
+        norm_cfg: Optional[dict] = dict(type='BN')
+    ) -> None:
         _check_positive_int('ODConv2d', 'kernel_num', kernel_num)
         _check_positive_int('ODConv2d', 'min_channels', min_channels)
         if not 0 < reduction <= 1:
