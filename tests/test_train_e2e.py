@@ -9,6 +9,7 @@
 - 2-process distributed data-parallel training (gloo) keeps the ranks in
   sync and uses every parameter.
 """
+import glob
 import importlib.util
 import json
 import os
@@ -20,9 +21,11 @@ import sys
 from types import ModuleType
 from typing import Dict, List
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from PIL import Image
 
 from dynconv_mmdet.datasets.toy_coco import generate_toy_coco
 
@@ -181,6 +184,21 @@ def test_toy_main_job_in_miniature(toy_root, tmp_path):
         v.numel() for k, v in state.items()
         if not k.endswith(('running_mean', 'running_var',
                            'num_batches_tracked')))
+
+    # the image-inference entry draws the detections of that checkpoint
+    image = sorted(glob.glob(osp.join(toy_root, 'val', '*.png')))[0]
+    demo_dir = str(tmp_path / 'demo')
+    _run_tool([
+        osp.join(REPO, 'tools',
+                 'image_demo.py'), image, cfg_file, '--weights', ckpt,
+        '--out-dir', demo_dir, '--device', 'cpu', '--pred-score-thr', '0.0'
+    ],
+              cwd=str(tmp_path))
+    drawn = osp.join(demo_dir, 'vis', osp.basename(image))
+    assert osp.isfile(drawn)
+    with Image.open(drawn) as picture, Image.open(image) as original:
+        assert picture.size == original.size
+        assert np.asarray(picture.convert('RGB')).any()
 
 
 def _assert_same(a, b, where: str = '') -> None:
