@@ -25,7 +25,8 @@ def build_backbone(kind, preset):
     arch = dict(depth=50) if kind == 'DynamicResNet' else dict(
         widen_factor=1.0)
     with torch.device('meta'):
-        return MODELS.build(dict(type=kind, preset=preset, **arch))
+        return MODELS.build(
+            dict(type=kind, preset=preset, _scope_='mmdet', **arch))
 
 
 def count(module, shape):

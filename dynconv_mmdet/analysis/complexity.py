@@ -248,7 +248,8 @@ def backbone_complexity(backbones: Sequence[str] = tuple(BACKBONE_CFGS),
 
     def build(name: str, preset: str) -> nn.Module:
         with torch.device(device):
-            return MODELS.build(dict(BACKBONE_CFGS[name], preset=preset))
+            return MODELS.build(
+                dict(BACKBONE_CFGS[name], preset=preset, _scope_='mmdet'))
 
     for name in backbones:
         static = build(name, 'static')

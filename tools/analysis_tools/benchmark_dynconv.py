@@ -371,7 +371,7 @@ def build_layer(cin: int, cout: int, k: int, stride: int, kind: str,
 def build_backbone(cfg: dict, preset: str, device: torch.device) -> nn.Module:
     """A backbone with its constructor initialisation (PyTorch defaults for
     static convs, the released init for dynamic convs)."""
-    return MODELS.build(dict(cfg, preset=preset)).to(device)
+    return MODELS.build(dict(cfg, preset=preset, _scope_='mmdet')).to(device)
 
 
 def check_all(layers, backbones: Dict[str, Dict[str, nn.Module]], size: int,
