@@ -144,16 +144,6 @@ def convert_official_state_dict(state_dict: StateDict, arch: str) -> StateDict:
     return out
 
 
-def is_official_layout(state_dict: StateDict) -> bool:
-    """Whether keys look like a torchvision / official ODConv checkpoint."""
-    keys = [
-        k[len('module.'):] if k.startswith('module.') else k
-        for k in state_dict
-    ]
-    return any(k.startswith('features.')
-               for k in keys) or any(_CLASSIFIER_KEY.match(k) for k in keys)
-
-
 def convert_mmpretrain_state_dict(state_dict: StateDict) -> StateDict:
     """mmpretrain / mmdet checkpoint -> backbone keys.
 
