@@ -411,15 +411,19 @@ def test_bad_temperature(name):
 @pytest.mark.parametrize('batch', [1, 3])
 @pytest.mark.parametrize('spatial', [True, False])
 @pytest.mark.parametrize('size', [2, 12])
-def test_dynamic_conv2d_equals_batch_folded(batch, spatial, size):
-    weight = torch.randn(4, 16, 4, 3, 3, requires_grad=True)
+@pytest.mark.parametrize('k', [1, 3])
+def test_dynamic_conv2d_equals_batch_folded(batch, spatial, size, k):
+    # k=1, size 2 at batch 1: the kernel (16x8) is >= 16x the 2x2 map, the
+    # library-conv branch; size 12: the batched-matmul branch.
+    groups = 2 if k == 3 else 1
+    weight = torch.randn(4, 16, 8 // groups, k, k, requires_grad=True)
     x = torch.randn(batch, 8, size, size, requires_grad=True)
     attn = dict(
         kernel_attn=torch.softmax(torch.randn(batch, 4), 1),
-        spatial_attn=torch.rand(batch, 9) if spatial else None,
+        spatial_attn=torch.rand(batch, k * k) if spatial else None,
         in_attn=torch.rand(batch, 8),
         out_attn=torch.rand(batch, 16))
-    geo = dict(padding=(1, 1), groups=2)
+    geo = dict(padding=(k // 2, k // 2), groups=groups)
     ours = dynamic_conv2d(x, weight, **geo, **attn)
     ref = batch_folded_conv2d(x, weight, **geo, **attn)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)

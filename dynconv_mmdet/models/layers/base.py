@@ -185,5 +185,11 @@ class TemperatureMixin:
 
 
 def global_average(x: Tensor) -> Tensor:
-    """``[B, C, H, W]`` -> ``[B, C]``."""
-    return x.mean(dim=(2, 3))
+    """Global average pooling, ``[B, C, H, W]`` -> ``[B, C]``.
+
+    Computed as a sum scaled afterwards: the gradient of the sum is a
+    broadcast view of the pooled ``[B, C]`` gradient, which autograd adds to
+    the conv's input gradient in one pass. ``mean``'s backward divides the
+    broadcast gradient into a new feature-map-sized tensor first.
+    """
+    return x.sum(dim=(2, 3)) * (1.0 / (x.size(2) * x.size(3)))

@@ -29,7 +29,9 @@ class DyConvAttention(nn.Module):
 
     def forward(self, x: Tensor, temperature: float) -> Tensor:
         logits = self.fc2(F.relu(self.fc1(global_average(x))))
-        return torch.softmax(logits / temperature, dim=1)
+        if temperature != 1:
+            logits = logits / temperature
+        return torch.softmax(logits, dim=1)
 
 
 @MODELS.register_module()

@@ -23,7 +23,8 @@ result with exact algebraic rewrites:
 * a pointwise (1x1, unpadded, ungrouped) convolution with per-sample kernels
   is a batched matrix product ``[B, C_out, C_in] @ [B, C_in, H*W]``, which
   needs neither grouped convolutions nor any elementwise pass over the
-  feature maps, forward or backward;
+  feature maps, forward or backward; a single kernel much larger than the
+  map (one image, deep stages) runs as the library convolution instead;
 * other per-sample kernels use one convolution for a single sample and the
   batch folded into the groups otherwise; while a graph is traced for export
   (ONNX, ``torch.export``, ``torch.jit.trace``) they use ``unfold`` and a
@@ -195,18 +196,44 @@ def _unfold_conv2d(x: Tensor, weight: Tensor, stride: Tuple[int, int],
     return out.flatten(1, 2).unflatten(2, (h_out, w_out))
 
 
+# A pointwise kernel at least this many times larger than the output map
+# runs as the library convolution when one kernel serves the whole batch.
+LIBRARY_POINTWISE_RATIO = 16
+
+
+def _library_pointwise(x: Tensor, kernels: Tensor, stride: Tuple[int,
+                                                                 int]) -> bool:
+    """Whether one pointwise kernel is better run by ``F.conv2d``.
+
+    A batched matrix product reads an NCHW map as it is, whereas oneDNN
+    reorders the map into its blocked layout and back: on maps that are
+    large against the kernel (early stages) the matrix product is up to 2x
+    faster, on small maps under large kernels (ResNet stages 3-4) the
+    library convolution is 10-25 % faster (measured on CPU, batch 1, see
+    docs/benchmark.md).
+    """
+    h_out = conv_output_size(x.size(2), 1, stride[0], 0, 1)
+    w_out = conv_output_size(x.size(3), 1, stride[1], 0, 1)
+    return kernels[0].numel() >= LIBRARY_POINTWISE_RATIO * h_out * w_out
+
+
 def _conv_per_sample(x: Tensor, kernels: Tensor, shared: bool,
                      stride: Tuple[int, int], padding: Tuple[int, int],
-                     dilation: Tuple[int, int], groups: int) -> Tensor:
+                     dilation: Tuple[int, int], groups: int,
+                     tracing: bool) -> Tensor:
     """Dispatch of :func:`per_sample_conv2d`; ``shared``: ``kernels[0]``
-    serves every sample (decided by the caller, not by a batch size)."""
+    serves every sample (decided by the caller, not by a batch size);
+    ``tracing``: a graph is traced for export (the batch stays free)."""
+    batch, in_channels, height, width = x.shape
+    single = shared or (batch == 1 and not tracing)
     if _is_pointwise(kernels, padding, groups):
+        if single and _library_pointwise(x, kernels, stride):
+            return F.conv2d(x, kernels[0], None, stride)
         return _pointwise_matmul(x, kernels, stride)
     if shared:
         return F.conv2d(x, kernels[0], None, stride, padding, dilation, groups)
-    if _tracing_for_export():
+    if tracing:
         return _unfold_conv2d(x, kernels, stride, padding, dilation, groups)
-    batch, in_channels, height, width = x.shape
     if batch == 1:
         return F.conv2d(x, kernels[0], None, stride, padding, dilation, groups)
     out_channels = kernels.size(1)
@@ -236,7 +263,7 @@ def per_sample_conv2d(x: Tensor, weight: Tensor, stride: Tuple[int, int],
     """
     return _conv_per_sample(x, weight,
                             weight.size(0) == 1 and x.size(0) != 1, stride,
-                            padding, dilation, groups)
+                            padding, dilation, groups, _tracing_for_export())
 
 
 def fold_channel_attention(x_shape: Tuple[int, int, int, int],
@@ -320,10 +347,10 @@ def dynamic_conv2d(x: Tensor,
     batch, in_channels, height, width = x.shape
     out_channels = weight.size(1)
     per_sample = kernel_attn is not None or spatial_attn is not None
+    tracing = _tracing_for_export()
     fold_in, fold_out = fold_channel_attention(
         tuple(x.shape), tuple(weight.shape), stride, padding, dilation, groups,
-        per_sample, in_attn is not None, out_attn is not None,
-        _tracing_for_export())
+        per_sample, in_attn is not None, out_attn is not None, tracing)
     if in_attn is not None and not fold_in:
         x = x * in_attn.reshape(batch, in_channels, 1, 1).to(x.dtype)
     kernels = aggregate_kernels(
@@ -335,7 +362,7 @@ def dynamic_conv2d(x: Tensor,
         groups=groups)
     shared = not (per_sample or fold_in or fold_out)
     out = _conv_per_sample(x, kernels, shared, stride, padding, dilation,
-                           groups)
+                           groups, tracing)
     if out_attn is not None and not fold_out:
         out = out * out_attn.reshape(batch, out_channels, 1, 1).to(out.dtype)
     if bias is not None:

@@ -4,7 +4,7 @@ Li, Zhou, Yao. "Omni-Dimensional Dynamic Convolution", ICLR 2022
 (arXiv 2209.07947). Numerically the released module (github OSVAI/ODConv),
 with the same parameter names so that official checkpoints load unchanged.
 """
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -96,36 +96,51 @@ class ODConvAttention(nn.Module):
     def _normalise(self, z: Tensor) -> Tensor:
         if self.bn is None:
             return z
-        z4 = z.view(z.size(0), -1, 1, 1)
         norm = self.bn
-        if (self.training and z.size(0) == 1 and isinstance(norm, _BatchNorm)
-                and norm.running_mean is not None
-                and not _synced_across_ranks(norm)):
-            out = F.batch_norm(z4, norm.running_mean, norm.running_var,
-                               norm.weight, norm.bias, False, 0.0, norm.eps)
-        else:
-            out = norm(z4)
-        return out.view(z.size(0), -1)
+        if (isinstance(norm, _BatchNorm) and norm.running_mean is not None
+                and (not norm.training or
+                     (z.size(0) == 1 and not _synced_across_ranks(norm)))):
+            # Running statistics: evaluation, or one sample in training (the
+            # running statistics stay unchanged).
+            return F.batch_norm(z, norm.running_mean, norm.running_var,
+                                norm.weight, norm.bias, False, 0.0, norm.eps)
+        return norm(z.view(z.size(0), -1, 1, 1)).view(z.size(0), -1)
+
+    def _heads(self) -> List[Tuple[str, nn.Conv2d]]:
+        """``(attention name, head)`` of the present heads."""
+        heads = (('in_channel', self.channel_fc), ('out_channel',
+                                                   self.filter_fc),
+                 ('spatial', self.spatial_fc), ('kernel', self.kernel_fc))
+        return [(name, head) for name, head in heads if head is not None]
 
     def forward(self, x: Tensor, temperature: float) -> DynamicAttention:
-        """Input ``[B, C_in, H, W]`` -> attentions (see the class doc)."""
+        """Input ``[B, C_in, H, W]`` -> attentions (see the class doc).
+
+        The heads run as one matrix product over their concatenated weights,
+        with one sigmoid (and one softmax for ``kernel_fc``): the same
+        numbers as separate 1x1 convs with a third of the operator calls.
+        """
         z = _linear_1x1(global_average(x), self.fc)
         z = F.relu(self._normalise(z))
-
-        def head(conv: Optional[nn.Conv2d]) -> Optional[Tensor]:
-            if conv is None:
-                return None
-            return torch.sigmoid(_linear_1x1(z, conv) / temperature)
-
+        heads = self._heads()
+        logits = F.linear(z,
+                          torch.cat([h.weight.flatten(1) for _, h in heads]),
+                          torch.cat([h.bias for _, h in heads]))
+        if temperature != 1:
+            logits = logits / temperature
+        gates = dict(
+            zip([name for name, _ in heads],
+                torch.sigmoid(logits).split([h.out_channels for _, h in heads],
+                                            dim=1)))
         kernel = None
         if self.kernel_fc is not None:
             kernel = torch.softmax(
-                _linear_1x1(z, self.kernel_fc) / temperature, dim=1)
+                logits[:, -self.kernel_fc.out_channels:], dim=1)
         return DynamicAttention(
             kernel=kernel,
-            spatial=head(self.spatial_fc),
-            in_channel=head(self.channel_fc),
-            out_channel=head(self.filter_fc))
+            spatial=gates.get('spatial'),
+            in_channel=gates.get('in_channel'),
+            out_channel=gates.get('out_channel'))
 
 
 @MODELS.register_module()
