@@ -82,6 +82,18 @@ def test_check_module_catches_disagreement(monkeypatch, perturb):
         bench.check_module('odconv', layer, x)
 
 
+def test_check_inference_catches_disagreement(monkeypatch):
+    layer = ODConv2d(8, 16, 3, padding=1, kernel_num=4)
+    x = torch.randn(1, 8, 7, 7)
+    ok = bench.check_inference('odconv', layer, x)
+    assert ok['mode'] == 'infer' and ok['output_rel_err'] < 1e-5
+    assert not layer.training
+    monkeypatch.setattr(functional, 'batch_folded_conv2d',
+                        _perturbed(scale_out=1 + 1e-4))
+    with pytest.raises(bench.ExactnessError, match='odconv inference'):
+        bench.check_inference('odconv', layer, x)
+
+
 def test_main_aborts_before_timing(monkeypatch, capsys):
     monkeypatch.setattr(functional, 'batch_folded_conv2d',
                         _perturbed(scale_out=1.001))
@@ -110,9 +122,12 @@ def test_quick_run_format(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert out.startswith('# Dynamic convolution benchmark')
-    m = re.search(r'exactness \(ours vs released\): PASSED on (\d+) modules',
-                  out)
-    assert m and int(m.group(1)) == 2 * 4 + 2 * 4  # layers + backbones
+    m = re.search(
+        r'exactness \(ours vs released\): PASSED on (\d+) modules '
+        r'\((\d+) checks: training and inference\)', out)
+    # layers + backbones, each checked for training and for inference
+    assert m and int(m.group(1)) == 2 * 4 + 2 * 4
+    assert int(m.group(2)) == 2 * int(m.group(1))
     for mode in ('train (batch 2)', 'infer (batch 1)'):
         rows = _table(out, f'## Layers, {mode}, ms')
         assert rows[0].startswith('| layer | shape | type | static ms |')
@@ -132,7 +147,8 @@ def test_quick_run_format(tmp_path):
         mem = [float(v) for v in cells[9].split(' / ')]
         assert len(mem) == 3 and all(v >= 0 for v in mem)
     results = json.loads(out_json.read_text())
-    assert len(results['checks']) == 16
+    assert len(results['checks']) == 32
     assert {c['dtype'] for c in results['checks']} == {'float32', 'float64'}
+    assert {c['mode'] for c in results['checks']} == {'train', 'infer'}
     assert len(results['layers']) == 16 and len(results['backbones']) == 16
     assert results['meta']['threads'] == 1

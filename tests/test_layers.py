@@ -413,8 +413,8 @@ def test_bad_temperature(name):
 @pytest.mark.parametrize('size', [2, 12])
 @pytest.mark.parametrize('k', [1, 3])
 def test_dynamic_conv2d_equals_batch_folded(batch, spatial, size, k):
-    # k=1, size 2 at batch 1: the kernel (16x8) is >= 16x the 2x2 map, the
-    # library-conv branch; size 12: the batched-matmul branch.
+    # batch 1: the library conv; batch 3: the batched matmul (k=1) or the
+    # batch folded into the groups (k=3).
     groups = 2 if k == 3 else 1
     weight = torch.randn(4, 16, 8 // groups, k, k, requires_grad=True)
     x = torch.randn(batch, 8, size, size, requires_grad=True)

@@ -1,7 +1,8 @@
 """Speed and memory of the dynamic convolutions against static convs.
 
 Three implementations are timed in one run, interleaved and repeated
-(median of ``--repeats`` runs, after one warm-up run each):
+(median of ``--repeats`` runs, ``--train-repeats`` for the backbone training
+steps, after one warm-up run each):
 
 * ``static``: ``nn.Conv2d`` / the static backbone (preset ``'static'``), the
   physical floor;
@@ -14,9 +15,11 @@ Three implementations are timed in one run, interleaved and repeated
 * ``ours``: :func:`~dynconv_mmdet.models.layers.functional.dynamic_conv2d`.
 
 Before any timing, ``ours`` is checked against ``released`` on every timed
-layer type and backbone: outputs to 1e-5 and gradients (input, every
-parameter) to 1e-4, relative to each tensor's largest magnitude. Any
-mismatch aborts the run (exit status 1).
+module, for training (outputs to 1e-5 and gradients of the input and of every
+parameter to 1e-4, relative to each tensor's largest magnitude) and for
+inference (outputs to 1e-5): layers at their timed shapes, backbones at the
+timed size for inference and in float64 at 64x64 for training (see
+:func:`check_all`). Any mismatch aborts the run (exit status 1).
 
 Modes: ``train`` is one forward + backward pass (loss: the sum of all outputs;
 gradients set to ``None`` before each pass; batch 2, module in training
@@ -25,10 +28,11 @@ mode). Layers run at the shapes a ResNet-50 meets under a 1333x800 image
 (padded to 1344x800), backbones (ResNet-50, MobileNetV2 1.0, mmdet defaults)
 at 800x800.
 
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the memory
-allocated before the pass; on CPU the peak of the bytes allocated minus freed
-through PyTorch's CPU allocator during the pass, summed from the allocation
-events that ``torch.profiler`` records (``profile_memory=True``). Both count
+Peak memory is measured on the warm-up pass (which is never timed): on CUDA
+``torch.cuda.max_memory_allocated`` minus the memory allocated before the
+pass; on CPU the peak of the bytes allocated minus freed through PyTorch's
+CPU allocator during the pass, summed from the allocation events that
+``torch.profiler`` records (``profile_memory=True``). Both count
 tensor memory live on top of what existed before the pass (model, input),
 not the process RSS; allocations that bypass PyTorch's allocator (e.g.
 oneDNN scratch buffers) are not seen on CPU.
@@ -38,7 +42,7 @@ optionally everything as JSON (``--json``).
 
 Example::
 
-    python tools/analysis_tools/benchmark_dynconv.py --repeats 5 \\
+    python tools/analysis_tools/benchmark_dynconv.py \\
         --json work_dirs/benchmark.json
 """
 import argparse
@@ -204,9 +208,30 @@ def check_module(name: str,
     module.zero_grad(set_to_none=True)
     return dict(
         name=name,
+        mode='train',
         dtype=str(x.dtype).replace('torch.', ''),
         output_rel_err=out_err,
         grad_rel_err=grad_err)
+
+
+def check_inference(name: str, module: nn.Module, x: Tensor) -> Dict:
+    """Compare the outputs of both formulations in eval mode, no gradients
+    (the inference path: batch 1 folds every attention into the kernel).
+    Raises :class:`ExactnessError` on mismatch."""
+    module.eval()
+    outs = {}
+    with torch.no_grad():
+        for impl in ('released', 'ours'):
+            with formulation(impl):
+                outs[impl] = _outputs(module(x))
+    out_err = check_tensors(f'{name} inference output', outs['ours'],
+                            outs['released'], OUT_TOL)
+    return dict(
+        name=name,
+        mode='infer',
+        dtype=str(x.dtype).replace('torch.', ''),
+        output_rel_err=out_err,
+        grad_rel_err=None)
 
 
 # --------------------------------------------------------------------------
@@ -287,30 +312,44 @@ def peak_memory(step: Callable[[], None], impl: str,
     return peak
 
 
-def run_interleaved(steps: Dict[Tuple[str, str], Callable[[], None]],
-                    repeats: int, device: torch.device) -> Dict:
-    """Warm up every step once, then time them round-robin.
+def run_interleaved(steps: Dict[Tuple[str, str], Callable[[],
+                                                          None]], repeats: int,
+                    device: torch.device, memory: bool) -> Tuple[Dict, Dict]:
+    """Warm up every step once, then time them round-robin (every other
+    round in reverse order).
+
+    With ``memory``, the warm-up pass of each step is the memory
+    measurement (:func:`peak_memory`); it is never timed.
 
     Args:
         steps: ``(variant, impl) -> step``; ``impl`` (one of
             :data:`IMPLS`) selects the formulation the step runs with.
 
     Returns:
-        dict: ``(variant, impl) -> {'median_ms', 'runs_ms'}``.
+        tuple[dict, dict]: ``(variant, impl) -> {'median_ms', 'runs_ms'}``
+        and ``(variant, impl) -> peak MiB`` (empty without ``memory``).
     """
     times: Dict[Tuple[str, str], List[float]] = {key: [] for key in steps}
-    for (_, impl), step in steps.items():
-        time_once(step, impl, device)
-    for _ in range(repeats):
-        for (variant, impl), step in steps.items():
+    peaks = {}
+    for (variant, impl), step in steps.items():
+        if memory:
+            peaks[(variant, impl)] = peak_memory(step, impl, device) / 2**20
+        else:
+            time_once(step, impl, device)
+    order = list(steps.items())
+    for i in range(repeats):
+        # ABBA order: every other round runs backwards, so that a drift of
+        # the machine's speed within a round favours no position
+        for (variant, impl), step in (order if i % 2 == 0 else order[::-1]):
             times[(variant, impl)].append(time_once(step, impl, device))
-    return {
+    medians = {
         key:
         dict(
             median_ms=statistics.median(ts) * 1e3,
             runs_ms=[t * 1e3 for t in ts])
         for key, ts in times.items()
     }
+    return medians, peaks
 
 
 def _group_steps(static: nn.Module, dynamic: Dict[str, nn.Module], x: Tensor,
@@ -323,14 +362,7 @@ def _group_steps(static: nn.Module, dynamic: Dict[str, nn.Module], x: Tensor,
     return steps
 
 
-def _rows_from_group(steps, res, memory: bool, device: torch.device,
-                     kinds: Sequence[str], **fields) -> List[Dict]:
-    peaks = {}
-    if memory:
-        peaks = {
-            key: peak_memory(step, key[1], device) / 2**20
-            for key, step in steps.items()
-        }
+def _rows_from_group(res, peaks, kinds: Sequence[str], **fields) -> List[Dict]:
     rows = []
     for kind in kinds:
         keys = dict(
@@ -342,7 +374,7 @@ def _rows_from_group(steps, res, memory: bool, device: torch.device,
                 i: res[k]
                 for i, k in keys.items()
             })
-        if memory:
+        if peaks:
             row['peak_mib'] = {i: peaks[k] for i, k in keys.items()}
         rows.append(row)
     return rows
@@ -374,56 +406,78 @@ def build_backbone(cfg: dict, preset: str, device: torch.device) -> nn.Module:
     return MODELS.build(dict(cfg, preset=preset, _scope_='mmdet')).to(device)
 
 
-def check_all(layers, backbones: Dict[str, Dict[str, nn.Module]], size: int,
-              device: torch.device, log) -> List[Dict]:
-    """Exactness of ``ours`` vs ``released`` for every timed module.
+def build_layers(layers, device: torch.device) -> List[Dict[str, nn.Module]]:
+    """For every layer shape: ``{'static': nn.Conv2d, kind: dynamic layer}``
+    (the modules that are checked and timed)."""
+    built = []
+    for (_, cin, cout, k, stride, _, _) in layers:
+        modules = {
+            'static':
+            nn.Conv2d(cin, cout, k, stride, k // 2, bias=False).to(device)
+        }
+        for kind in LAYER_TYPES:
+            modules[kind] = build_layer(cin, cout, k, stride, kind, device)
+        built.append(modules)
+    return built
 
-    Single layers are checked in float32 on a 13x11 input. Whole backbones
-    are checked in float64 (``size`` x ``size``, batch 2): through 50 layers
-    and the train-mode BatchNorms (the attention BN of ODConv normalises
-    over two pooled samples) float32 rounding alone is amplified beyond
-    1e-4 for some gradients, while in float64 both formulations agree to
-    ~1e-13 and any algebraic difference stands out.
+
+def check_all(layers, layer_modules: List[Dict[str, nn.Module]],
+              backbones: Dict[str, Dict[str, nn.Module]], check_size: int,
+              size: int, device: torch.device, log) -> List[Dict]:
+    """Exactness of ``ours`` vs ``released`` for every timed module, on the
+    code paths that are timed.
+
+    Single layers are checked at their timed shapes in float32: a training
+    pass at batch 2 (outputs and gradients) and an inference pass at batch 1
+    (outputs). Whole backbones are checked in training mode in float64
+    (``check_size`` x ``check_size``, batch 2): through 50 layers and the
+    train-mode BatchNorms (the attention BN of ODConv normalises over two
+    pooled samples) float32 rounding alone is amplified beyond 1e-4 for some
+    gradients, while in float64 both formulations agree to ~1e-13 and any
+    algebraic difference stands out; their inference pass is checked at the
+    timed size (``size`` x ``size``, batch 1) in float32.
     """
     checks = []
-    for kind in LAYER_TYPES:
-        for (lname, cin, cout, k, stride, _, _) in layers:
-            layer = build_layer(cin, cout, k, stride, kind, device)
-            x = torch.randn(2, cin, 13, 11, device=device)
-            checks.append(check_module(f'{kind} {lname}', layer, x))
+    for spec, modules in zip(layers, layer_modules):
+        lname, cin, cout, _, _, h, w = spec
+        for kind in LAYER_TYPES:
+            name = f'{kind} {lname} {cin}->{cout} {h}x{w}'
+            x = torch.randn(MODES['train'], cin, h, w, device=device)
+            checks.append(check_module(name, modules[kind], x))
+            x = torch.randn(MODES['infer'], cin, h, w, device=device)
+            checks.append(check_inference(name, modules[kind], x))
     for name, models in backbones.items():
         for preset in PRESETS:
-            x = torch.randn(2, 3, size, size, device=device)
+            x = torch.randn(
+                MODES['train'], 3, check_size, check_size, device=device)
             checks.append(
                 check_module(f'{name} {preset}', models[preset], x,
                              torch.float64))
-    log(f'exactness check passed: {len(checks)} modules, outputs <= '
+            x = torch.randn(MODES['infer'], 3, size, size, device=device)
+            checks.append(
+                check_inference(f'{name} {preset}', models[preset], x))
+    log(f'exactness check passed: {len(checks)} checks, outputs <= '
         f'{OUT_TOL:g}, gradients <= {GRAD_TOL:g} (relative to the largest '
         'magnitude of each tensor)')
     return checks
 
 
-def bench_layers(layers, repeats: int, device: torch.device,
-                 memory: bool) -> List[Dict]:
+def bench_layers(layers, layer_modules: List[Dict[str,
+                                                  nn.Module]], repeats: int,
+                 device: torch.device, memory: bool) -> List[Dict]:
     """Time every layer shape: static, then every kind released / ours,
     round-robin within one shape and mode."""
     rows = []
-    for (lname, cin, cout, k, stride, h, w) in layers:
-        static = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
-        dynamic = {
-            kind: build_layer(cin, cout, k, stride, kind, device)
-            for kind in LAYER_TYPES
-        }
-        static.to(device)
+    for (lname, cin, cout, k, stride, h,
+         w), modules in zip(layers, layer_modules):
+        dynamic = {kind: modules[kind] for kind in LAYER_TYPES}
         for mode, batch in MODES.items():
             x = torch.randn(batch, cin, h, w, device=device)
-            steps = _group_steps(static, dynamic, x, mode)
-            res = run_interleaved(steps, repeats, device)
+            steps = _group_steps(modules['static'], dynamic, x, mode)
+            res, peaks = run_interleaved(steps, repeats, device, memory)
             rows += _rows_from_group(
-                steps,
                 res,
-                memory,
-                device,
+                peaks,
                 list(dynamic),
                 layer=lname,
                 shape=f'{cin}->{cout} k{k} s{stride} {h}x{w}',
@@ -433,27 +487,26 @@ def bench_layers(layers, repeats: int, device: torch.device,
 
 
 def bench_backbones(backbones: Dict[str, Dict[str, nn.Module]], size: int,
-                    repeats: int, device: torch.device, memory: bool,
-                    log) -> List[Dict]:
+                    repeats: Dict[str, int], device: torch.device,
+                    memory: bool, log) -> List[Dict]:
     """Time every backbone: static, then every preset released / ours,
-    round-robin within one backbone and mode."""
+    round-robin within one backbone and mode (``repeats`` per mode)."""
     rows = []
     for name, models in backbones.items():
         dynamic = {preset: models[preset] for preset in PRESETS}
         for mode, batch in MODES.items():
             x = torch.randn(batch, 3, size, size, device=device)
             steps = _group_steps(models['static'], dynamic, x, mode)
-            res = run_interleaved(steps, repeats, device)
+            res, peaks = run_interleaved(steps, repeats[mode], device, memory)
             group = _rows_from_group(
-                steps,
                 res,
-                memory,
-                device,
+                peaks,
                 PRESETS,
                 backbone=name,
                 mode=mode,
                 batch=batch,
-                size=size)
+                size=size,
+                repeats=repeats[mode])
             for row in group:
                 row['preset'] = row.pop('kind')
                 log(f'{name} {row["preset"]} {mode}: ' + ', '.join(
@@ -525,7 +578,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
     parser.add_argument(
-        '--repeats', type=int, default=5, help='timed runs (median)')
+        '--repeats',
+        type=int,
+        default=7,
+        help='timed runs (median) of layers and backbone inference')
+    parser.add_argument(
+        '--train-repeats',
+        type=int,
+        default=3,
+        help='timed runs (median) of backbone training steps')
     parser.add_argument(
         '--quick', action='store_true', help='tiny sizes (for tests)')
     parser.add_argument(
@@ -537,8 +598,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, help='torch threads')
     parser.add_argument('--json', help='write all results to this file')
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error('--repeats must be >= 1')
+    if args.repeats < 1 or args.train_repeats < 1:
+        parser.error('--repeats and --train-repeats must be >= 1')
     return args
 
 
@@ -554,9 +615,13 @@ def main(argv=None) -> int:
 
     layers = QUICK_LAYERS if args.quick else RESNET50_LAYERS
     size = args.backbone_size or (32 if args.quick else 800)
-    check_size = 32 if args.quick else 64
+    # float64 training check: 64x64 keeps the last maps at 2x2, so that the
+    # train-mode BatchNorms do not normalise over two values (at 32x32
+    # MobileNetV2 ends at 1x1, where float64 rounding is amplified to 1e-5)
+    check_size = 64
     do_layers = args.only in (None, 'layers')
     do_backbones = args.only in (None, 'backbones')
+    layer_modules = build_layers(layers, device) if do_layers else []
     backbones = {}
     if do_backbones:
         for name, cfg in (QUICK_BACKBONES
@@ -572,40 +637,46 @@ def main(argv=None) -> int:
         threads=torch.get_num_threads(),
         torch=torch.__version__,
         repeats=args.repeats,
+        train_repeats=args.train_repeats,
         quick=args.quick,
         backbone_size=size,
         argv=sys.argv[1:] if argv is None else list(argv))
     print('# Dynamic convolution benchmark\n')
     print(f'device: {meta["device"]} ({meta["device_name"]}), threads: '
           f'{meta["threads"]}, torch {meta["torch"]}, median of '
-          f'{args.repeats} interleaved runs after 1 warm-up; train = '
-          f'forward + backward at batch {MODES["train"]}, infer = forward '
-          f'at batch {MODES["infer"]}\n')
+          f'{args.repeats} interleaved runs (backbone training steps: '
+          f'{args.train_repeats}) after 1 warm-up; train = forward + '
+          f'backward at batch {MODES["train"]}, infer = forward at batch '
+          f'{MODES["infer"]}\n')
     start = time.perf_counter()
     try:
-        checks = check_all(layers if do_layers else [], backbones, check_size,
-                           device, log)
+        checks = check_all(layers if do_layers else [], layer_modules,
+                           backbones, check_size, size, device, log)
     except ExactnessError as err:
         print(f'EXACTNESS CHECK FAILED: {err}')
         log(f'EXACTNESS CHECK FAILED: {err}')
         return 1
     worst_out = max(c['output_rel_err'] for c in checks)
-    worst_grad = max(c['grad_rel_err'] for c in checks)
-    print(f'exactness (ours vs released): PASSED on {len(checks)} modules; '
-          f'worst relative error: outputs {worst_out:.1e} (tol '
-          f'{OUT_TOL:g}), gradients {worst_grad:.1e} (tol {GRAD_TOL:g})\n')
+    worst_grad = max(c['grad_rel_err'] for c in checks
+                     if c['grad_rel_err'] is not None)
+    modules = len({c['name'] for c in checks})
+    print(f'exactness (ours vs released): PASSED on {modules} modules '
+          f'({len(checks)} checks: training and inference); worst relative '
+          f'error: outputs {worst_out:.1e} (tol {OUT_TOL:g}), gradients '
+          f'{worst_grad:.1e} (tol {GRAD_TOL:g})\n')
     results = dict(meta=meta, checks=checks)
     memory = not args.no_memory
     if do_layers:
-        rows = bench_layers(layers, args.repeats, device, memory)
+        rows = bench_layers(layers, layer_modules, args.repeats, device,
+                            memory)
         results['layers'] = rows
         for mode, batch in MODES.items():
             print(f'## Layers, {mode} (batch {batch}), ms\n')
             print(format_layer_table(rows, mode) + '\n')
         log(f'layers done ({time.perf_counter() - start:.0f} s)')
     if do_backbones:
-        rows = bench_backbones(backbones, size, args.repeats, device, memory,
-                               log)
+        repeats = dict(train=args.train_repeats, infer=args.repeats)
+        rows = bench_backbones(backbones, size, repeats, device, memory, log)
         results['backbones'] = rows
         print(f'## Backbones, {size}x{size}, ms\n')
         print(format_backbone_table(rows) + '\n')

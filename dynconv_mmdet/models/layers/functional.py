@@ -20,13 +20,14 @@ result with exact algebraic rewrites:
   kernel when the kernel is smaller than the feature map they would otherwise
   scale (always the case for the 1x1 convs of a detection backbone), and into
   the feature maps otherwise;
+* one image (or one kernel for the whole batch) runs the library
+  convolution with its kernel, exactly as a static conv does;
 * a pointwise (1x1, unpadded, ungrouped) convolution with per-sample kernels
   is a batched matrix product ``[B, C_out, C_in] @ [B, C_in, H*W]``, which
   needs neither grouped convolutions nor any elementwise pass over the
-  feature maps, forward or backward; a single kernel much larger than the
-  map (one image, deep stages) runs as the library convolution instead;
-* other per-sample kernels use one convolution for a single sample and the
-  batch folded into the groups otherwise; while a graph is traced for export
+  feature maps, forward or backward;
+* other per-sample kernels fold the batch into the groups of one
+  convolution; while a graph is traced for export
   (ONNX, ``torch.export``, ``torch.jit.trace``) they use ``unfold`` and a
   batched matrix product instead, so that no batch size is baked into the
   graph;
@@ -196,27 +197,6 @@ def _unfold_conv2d(x: Tensor, weight: Tensor, stride: Tuple[int, int],
     return out.flatten(1, 2).unflatten(2, (h_out, w_out))
 
 
-# A pointwise kernel at least this many times larger than the output map
-# runs as the library convolution when one kernel serves the whole batch.
-LIBRARY_POINTWISE_RATIO = 16
-
-
-def _library_pointwise(x: Tensor, kernels: Tensor, stride: Tuple[int,
-                                                                 int]) -> bool:
-    """Whether one pointwise kernel is better run by ``F.conv2d``.
-
-    A batched matrix product reads an NCHW map as it is, whereas oneDNN
-    reorders the map into its blocked layout and back: on maps that are
-    large against the kernel (early stages) the matrix product is up to 2x
-    faster, on small maps under large kernels (ResNet stages 3-4) the
-    library convolution is 10-25 % faster (measured on CPU, batch 1, see
-    docs/benchmark.md).
-    """
-    h_out = conv_output_size(x.size(2), 1, stride[0], 0, 1)
-    w_out = conv_output_size(x.size(3), 1, stride[1], 0, 1)
-    return kernels[0].numel() >= LIBRARY_POINTWISE_RATIO * h_out * w_out
-
-
 def _conv_per_sample(x: Tensor, kernels: Tensor, shared: bool,
                      stride: Tuple[int, int], padding: Tuple[int, int],
                      dilation: Tuple[int, int], groups: int,
@@ -226,16 +206,12 @@ def _conv_per_sample(x: Tensor, kernels: Tensor, shared: bool,
     ``tracing``: a graph is traced for export (the batch stays free)."""
     batch, in_channels, height, width = x.shape
     single = shared or (batch == 1 and not tracing)
-    if _is_pointwise(kernels, padding, groups):
-        if single and _library_pointwise(x, kernels, stride):
-            return F.conv2d(x, kernels[0], None, stride)
-        return _pointwise_matmul(x, kernels, stride)
-    if shared:
+    if single:
         return F.conv2d(x, kernels[0], None, stride, padding, dilation, groups)
+    if _is_pointwise(kernels, padding, groups):
+        return _pointwise_matmul(x, kernels, stride)
     if tracing:
         return _unfold_conv2d(x, kernels, stride, padding, dilation, groups)
-    if batch == 1:
-        return F.conv2d(x, kernels[0], None, stride, padding, dilation, groups)
     out_channels = kernels.size(1)
     out = F.conv2d(
         x.reshape(1, batch * in_channels, height, width),
@@ -249,9 +225,10 @@ def per_sample_conv2d(x: Tensor, weight: Tensor, stride: Tuple[int, int],
                       groups: int) -> Tensor:
     """Convolve every sample with its own kernel.
 
-    Pointwise kernels use a batched matrix product; other kernels one
-    convolution per batch (the batch folded into the groups), or ``unfold``
-    and a matrix product while tracing for export.
+    One image or one kernel: the library convolution. Otherwise pointwise
+    kernels use a batched matrix product, other kernels one convolution per
+    batch (the batch folded into the groups), or ``unfold`` and a matrix
+    product while tracing for export.
 
     Args:
         x (Tensor): Input ``[B, C_in, H, W]``.
