@@ -1,8 +1,8 @@
 """Speed and memory of the dynamic convolutions against static convs.
 
 Three implementations are timed in one run, interleaved and repeated
-(median of ``--repeats`` runs, ``--train-repeats`` for the backbone training
-steps, after one warm-up run each):
+(median of ``--train-repeats`` runs of every training step and ``--repeats``
+runs of every inference pass, after one warm-up run each):
 
 * ``static``: ``nn.Conv2d`` / the static backbone (preset ``'static'``), the
   physical floor;
@@ -464,11 +464,11 @@ def check_all(layers, layer_modules: List[Dict[str, nn.Module]],
     return checks
 
 
-def bench_layers(layers, layer_modules: List[Dict[str,
-                                                  nn.Module]], repeats: int,
-                 device: torch.device, memory: bool) -> List[Dict]:
+def bench_layers(layers, layer_modules: List[Dict[str, nn.Module]],
+                 repeats: Dict[str, int], device: torch.device,
+                 memory: bool) -> List[Dict]:
     """Time every layer shape: static, then every kind released / ours,
-    round-robin within one shape and mode."""
+    round-robin within one shape and mode (``repeats`` per mode)."""
     rows = []
     for (lname, cin, cout, k, stride, h,
          w), modules in zip(layers, layer_modules):
@@ -476,7 +476,7 @@ def bench_layers(layers, layer_modules: List[Dict[str,
         for mode, batch in MODES.items():
             x = torch.randn(batch, cin, h, w, device=device)
             steps = _group_steps(modules['static'], dynamic, x, mode)
-            res, peaks = run_interleaved(steps, repeats, device, memory)
+            res, peaks = run_interleaved(steps, repeats[mode], device, memory)
             rows += _rows_from_group(
                 res,
                 peaks,
@@ -583,12 +583,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--repeats',
         type=int,
         default=7,
-        help='timed runs (median) of layers and backbone inference')
+        help='timed runs (median) of every inference pass')
     parser.add_argument(
         '--train-repeats',
         type=int,
         default=3,
-        help='timed runs (median) of backbone training steps')
+        help='timed runs (median) of every training step')
     parser.add_argument(
         '--quick', action='store_true', help='tiny sizes (for tests)')
     parser.add_argument(
@@ -646,9 +646,9 @@ def main(argv=None) -> int:
     print('# Dynamic convolution benchmark\n')
     print(f'device: {meta["device"]} ({meta["device_name"]}), threads: '
           f'{meta["threads"]}, torch {meta["torch"]}, median of '
-          f'{args.repeats} interleaved runs (backbone training steps: '
-          f'{args.train_repeats}) after 1 warm-up; train = forward + '
-          f'backward at batch {MODES["train"]}, infer = forward at batch '
+          f'{args.train_repeats} (train) / {args.repeats} (infer) '
+          f'interleaved runs after 1 warm-up; train = forward + backward at '
+          f'batch {MODES["train"]}, infer = forward at batch '
           f'{MODES["infer"]}\n')
     start = time.perf_counter()
     try:
@@ -668,16 +668,15 @@ def main(argv=None) -> int:
           f'{worst_grad:.1e} (tol {GRAD_TOL:g})\n')
     results = dict(meta=meta, checks=checks)
     memory = not args.no_memory
+    repeats = dict(train=args.train_repeats, infer=args.repeats)
     if do_layers:
-        rows = bench_layers(layers, layer_modules, args.repeats, device,
-                            memory)
+        rows = bench_layers(layers, layer_modules, repeats, device, memory)
         results['layers'] = rows
         for mode, batch in MODES.items():
             print(f'## Layers, {mode} (batch {batch}), ms\n')
             print(format_layer_table(rows, mode) + '\n')
         log(f'layers done ({time.perf_counter() - start:.0f} s)')
     if do_backbones:
-        repeats = dict(train=args.train_repeats, infer=args.repeats)
         rows = bench_backbones(backbones, size, repeats, device, memory, log)
         results['backbones'] = rows
         print(f'## Backbones, {size}x{size}, ms\n')
