@@ -160,6 +160,17 @@ def _outputs(out) -> List[Tensor]:
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
+def _check_record(name: str, mode: str, x: Tensor, out_err: float,
+                  grad_err: Optional[float]) -> Dict:
+    """One exactness result as it goes into the JSON output."""
+    return dict(
+        name=name,
+        mode=mode,
+        dtype=str(x.dtype).replace('torch.', ''),
+        output_rel_err=out_err,
+        grad_rel_err=grad_err)
+
+
 def check_module(name: str,
                  module: nn.Module,
                  x: Tensor,
@@ -206,12 +217,7 @@ def check_module(name: str,
     grad_err = check_tensors(f'{name} gradient', results['ours'][1],
                              results['released'][1], GRAD_TOL, labels, floor)
     module.zero_grad(set_to_none=True)
-    return dict(
-        name=name,
-        mode='train',
-        dtype=str(x.dtype).replace('torch.', ''),
-        output_rel_err=out_err,
-        grad_rel_err=grad_err)
+    return _check_record(name, 'train', x, out_err, grad_err)
 
 
 def check_inference(name: str, module: nn.Module, x: Tensor) -> Dict:
@@ -226,12 +232,7 @@ def check_inference(name: str, module: nn.Module, x: Tensor) -> Dict:
                 outs[impl] = _outputs(module(x))
     out_err = check_tensors(f'{name} inference output', outs['ours'],
                             outs['released'], OUT_TOL)
-    return dict(
-        name=name,
-        mode='infer',
-        dtype=str(x.dtype).replace('torch.', ''),
-        output_rel_err=out_err,
-        grad_rel_err=None)
+    return _check_record(name, 'infer', x, out_err, None)
 
 
 # --------------------------------------------------------------------------
