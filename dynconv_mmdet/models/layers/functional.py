@@ -201,9 +201,24 @@ def _conv_per_sample(x: Tensor, kernels: Tensor, shared: bool,
                      stride: Tuple[int, int], padding: Tuple[int, int],
                      dilation: Tuple[int, int], groups: int,
                      tracing: bool) -> Tensor:
-    """Dispatch of :func:`per_sample_conv2d`; ``shared``: ``kernels[0]``
-    serves every sample (decided by the caller, not by a batch size);
-    ``tracing``: a graph is traced for export (the batch stays free)."""
+    """Convolve every sample with its own kernel.
+
+    One image or one kernel: the library convolution. Otherwise pointwise
+    kernels use a batched matrix product, other kernels one convolution per
+    batch (the batch folded into the groups), or ``unfold`` and a matrix
+    product while tracing for export.
+
+    Args:
+        x (Tensor): Input ``[B, C_in, H, W]``.
+        kernels (Tensor): ``[B, C_out, C_in / groups, kh, kw]``, or
+            ``[1, ...]`` with ``shared``.
+        shared (bool): ``kernels[0]`` serves every sample (decided by the
+            caller, not by a batch size).
+        tracing (bool): A graph is traced for export (the batch stays free).
+
+    Returns:
+        Tensor: ``[B, C_out, H_out, W_out]``.
+    """
     batch, in_channels, height, width = x.shape
     single = shared or (batch == 1 and not tracing)
     if single:
@@ -218,29 +233,6 @@ def _conv_per_sample(x: Tensor, kernels: Tensor, shared: bool,
         kernels.reshape(batch * out_channels, *kernels.shape[2:]), None,
         stride, padding, dilation, groups * batch)
     return out.view(batch, out_channels, out.size(-2), out.size(-1))
-
-
-def per_sample_conv2d(x: Tensor, weight: Tensor, stride: Tuple[int, int],
-                      padding: Tuple[int, int], dilation: Tuple[int, int],
-                      groups: int) -> Tensor:
-    """Convolve every sample with its own kernel.
-
-    One image or one kernel: the library convolution. Otherwise pointwise
-    kernels use a batched matrix product, other kernels one convolution per
-    batch (the batch folded into the groups), or ``unfold`` and a matrix
-    product while tracing for export.
-
-    Args:
-        x (Tensor): Input ``[B, C_in, H, W]``.
-        weight (Tensor): ``[B, C_out, C_in / groups, kh, kw]`` or
-            ``[1, C_out, C_in / groups, kh, kw]`` (shared by all samples).
-
-    Returns:
-        Tensor: ``[B, C_out, H_out, W_out]``.
-    """
-    return _conv_per_sample(x, weight,
-                            weight.size(0) == 1 and x.size(0) != 1, stride,
-                            padding, dilation, groups, _tracing_for_export())
 
 
 def fold_channel_attention(x_shape: Tuple[int, int, int, int],
