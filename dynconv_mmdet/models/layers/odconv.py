@@ -106,10 +106,11 @@ class ODConvAttention(nn.Module):
                                 norm.weight, norm.bias, False, 0.0, norm.eps)
         return norm(z.view(z.size(0), -1, 1, 1)).view(z.size(0), -1)
 
-    def _gate_heads(self) -> List[Tuple[str, nn.Conv2d]]:
-        """``(attention name, head)`` of the present sigmoid heads."""
-        heads = (('in_channel', self.channel_fc),
-                 ('out_channel', self.filter_fc), ('spatial', self.spatial_fc))
+    def _heads(self) -> List[Tuple[str, nn.Conv2d]]:
+        """``(attention name, head)`` of the present heads."""
+        heads = (('in_channel', self.channel_fc), ('out_channel',
+                                                   self.filter_fc),
+                 ('spatial', self.spatial_fc), ('kernel', self.kernel_fc))
         return [(name, head) for name, head in heads if head is not None]
 
     def forward(self, x: Tensor, temperature: float) -> DynamicAttention:
@@ -121,22 +122,23 @@ class ODConvAttention(nn.Module):
         """
         z = _linear_1x1(global_average(x), self.fc)
         z = F.relu(self._normalise(z))
-        gate_heads = self._gate_heads()
-        heads = [h for _, h in gate_heads]
-        if self.kernel_fc is not None:
-            heads.append(self.kernel_fc)
-        logits = F.linear(z, torch.cat([h.weight.flatten(1) for h in heads]),
-                          torch.cat([h.bias for h in heads]))
+        heads = self._heads()
+        logits = F.linear(z,
+                          torch.cat([h.weight.flatten(1) for _, h in heads]),
+                          torch.cat([h.bias for _, h in heads]))
         if temperature != 1:
             logits = logits / temperature
-        sizes = [h.out_channels for _, h in gate_heads]
-        num_gates = sum(sizes)
+        # One sigmoid over all logits: the K kernel logits go through it too
+        # (unused; the kernel attention is their softmax), which is cheaper
+        # than slicing them off first.
         gates = dict(
-            zip([name for name, _ in gate_heads],
-                torch.sigmoid(logits[:, :num_gates]).split(sizes, dim=1)))
+            zip([name for name, _ in heads],
+                torch.sigmoid(logits).split([h.out_channels for _, h in heads],
+                                            dim=1)))
         kernel = None
         if self.kernel_fc is not None:
-            kernel = torch.softmax(logits[:, num_gates:], dim=1)
+            kernel = torch.softmax(
+                logits[:, -self.kernel_fc.out_channels:], dim=1)
         return DynamicAttention(
             kernel=kernel,
             spatial=gates.get('spatial'),
