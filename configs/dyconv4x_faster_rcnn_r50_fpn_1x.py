@@ -1,9 +1,9 @@
 # Faster R-CNN, ResNet-50 with DyConv (4 kernels) + FPN, 1x schedule on COCO.
 #
 # ImageNet backbone: `checkpoints/dyconv4x_resnet50_in1k.pth`, from
-# projects/classification (tools/model_converters/export_cls_backbone.py)
-# or the official ODConv release (odconv_official_to_backbone.py); train
-# from scratch with `--cfg-options model.backbone.init_cfg=None`.
+# projects/classification (tools/model_converters/export_cls_backbone.py;
+# the official ODConv release has ODConv weights only); train from scratch
+# with `--cfg-options model.backbone.init_cfg=None`.
 _base_ = './_base_/faster_rcnn_r50_fpn_1x_coco.py'
 
 model = dict(

@@ -12,25 +12,20 @@ from importlib.metadata import version as _installed_version
 
 from packaging.version import Version
 
-from .version import __version__
-
-# package: (minimum inclusive, maximum exclusive, what to install)
-_SUPPORTED = {
-    'mmengine': ('0.7.1', '1.0.0', 'mmengine==0.10.7'),
-    'mmcv': ('2.0.0rc4', '2.2.0', 'mmcv==2.1.0 (compiled with ops)'),
-    'mmdet': ('3.0.0', '3.4.0', 'mmdet==3.3.0'),
-}
+from .version import REQUIREMENTS, __version__
 
 
 def _check_versions() -> None:
     problems = []
-    for name, (low, high, advice) in _SUPPORTED.items():
+    for name, (low, high, advice) in REQUIREMENTS.items():
         try:
             found = _installed_version(name)
         except PackageNotFoundError:
             problems.append(f'{name} is not installed; install {advice}')
             continue
-        if not Version(low) <= Version(found) < Version(high):
+        # local build tags (2.14.1+cu130) compare by their release
+        if not Version(low) <= Version(Version(found).base_version) < \
+                Version(high):
             problems.append(f'{name} {found} is not supported (need >= {low}'
                             f', < {high}); install {advice}')
     if problems:
@@ -44,7 +39,7 @@ def _check_versions() -> None:
 _check_versions()
 
 from . import datasets, engine, models  # noqa: E402,F401
-from .utils import register_safe_globals  # noqa: E402
+from .checkpoint import register_safe_globals  # noqa: E402
 
 register_safe_globals()
 

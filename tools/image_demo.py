@@ -3,13 +3,17 @@
 
 Example::
 
-    python tools/image_demo.py data/toy_coco/val/000000.png \\
+    python tools/image_demo.py data/toy_coco/val/val_000000.png \\
         configs/toy/odconv_faster_rcnn_r50_fpn_toy.py \\
-        --weights work_dirs/odconv_faster_rcnn_r50_fpn_toy/iter_1500.pth \\
+        --weights work_dirs/odconv_faster_rcnn_r50_fpn_toy/iter_250.pth \\
         --out-dir outputs --device cpu --pred-score-thr 0.5
 
 The pictures go to ``<out-dir>/vis/`` and, unless ``--no-save-pred``, the
 predictions (boxes, labels, scores, masks) to ``<out-dir>/preds/`` as JSON.
+
+The weights are read with ``weights_only=True`` and must fit the model of the
+config exactly; otherwise their missing, unexpected and mis-shaped keys are
+listed and the exit status is 1 (``--partial-load`` loads only what fits).
 """
 import argparse
 import os.path as osp
@@ -50,6 +54,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='do not save the predictions as JSON')
     parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the weights that fit the model (the others are '
+        'listed as a warning) instead of refusing the checkpoint')
+    parser.add_argument(
         '--print-result',
         action='store_true',
         help='print the predictions to the terminal')
@@ -61,11 +70,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
 
     import torch
-    from mmdet.apis import DetInferencer
 
     # The config's custom_imports registers the dynamic conv layers; import
     # the plugin anyway so the safe checkpoint loading is set up first.
     import dynconv_mmdet  # noqa: F401
+    from dynconv_mmdet.checkpoint import CheckpointError
+    from dynconv_mmdet.checkpoint.inferencer import StrictDetInferencer
 
     if not osp.exists(args.inputs):
         raise SystemExit(f'error: input {args.inputs!r} does not exist')
@@ -75,11 +85,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if device is None:
         device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
 
-    inferencer = DetInferencer(
-        model=args.model,
-        weights=args.weights,
-        device=device,
-        palette=args.palette)
+    try:
+        inferencer = StrictDetInferencer(
+            model=args.model,
+            weights=args.weights,
+            device=device,
+            palette=args.palette,
+            strict_load=not args.partial_load)
+    except CheckpointError as err:
+        raise SystemExit(f'error: {err}')
     result = inferencer(
         args.inputs,
         batch_size=args.batch_size,

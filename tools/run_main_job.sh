@@ -2,7 +2,10 @@
 # The main job on the embedded default: build the environment, generate the
 # toy COCO data if absent, train ODConv Faster R-CNN R-50-FPN on it and print
 # the COCO AP table (AP, AP50, AP75, AP_S, AP_M, AP_L).
-# Extra arguments go to tools/train.py (e.g. --cfg-options ...).
+# Extra arguments go to tools/train.py (e.g. --cfg-options ...). The config
+# fixes the seed, so a run repeats bit for bit on the same machine; another
+# seed: WORK_DIR=work_dirs/toy_seed1 bash tools/run_main_job.sh \
+#   --cfg-options randomness.seed=1
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

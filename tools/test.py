@@ -9,7 +9,13 @@ AP_S, AP_M, AP_L) and writes ``<work_dir>/metrics.json``::
      "params": 41753161}
 
 Metric values are mmdet's ``CocoMetric`` results (fractions, 3 decimals);
-``params`` is the number of model parameters.
+``params`` is the number of model parameters. An evaluation that produces no
+metric (no detection at all, e.g. from the NaN weights of a diverged run)
+is an error: nothing is written and the exit status is 1.
+
+The checkpoint is read with ``weights_only=True`` and must fit the model
+exactly; otherwise its missing, unexpected and mis-shaped keys are listed and
+the exit status is 1 (``--partial-load`` loads only what fits).
 
 Examples::
 
@@ -19,14 +25,17 @@ Examples::
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from dynconv_mmdet.utils.formatting import format_listing
 
 # (column title, CocoMetric key suffix), in the order papers report them.
 AP_COLUMNS = (('AP', 'mAP'), ('AP50', 'mAP_50'), ('AP75', 'mAP_75'),
@@ -64,6 +73,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='none',
         help='how the processes were started (set by tools/dist_test.sh '
         'and tools/slurm_test.sh)')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the weights of the checkpoint that fit the model '
+        '(the others are listed as a warning); by default a checkpoint '
+        'that does not fit exactly is refused, listing the missing, '
+        'unexpected and mis-shaped keys')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -84,6 +100,12 @@ def build_config(args: argparse.Namespace) -> Config:
         name = osp.splitext(osp.basename(args.config))[0]
         cfg.work_dir = osp.join('./work_dirs', name)
     cfg.load_from = args.checkpoint
+    # The checkpoint is read with weights_only=True and must fit the model
+    # exactly (SafeLoadRunner; our base configs name it) unless asked not to.
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'SafeLoadRunner'
+    if args.partial_load:
+        cfg.strict_load = False
 
     if args.show_dir:
         hooks = cfg.get('default_hooks', None) or {}
@@ -134,6 +156,39 @@ def _to_builtin(value):
     return str(value)
 
 
+def has_metric(metrics: Dict[str, Any]) -> bool:
+    """Whether the evaluation produced at least one metric that is not
+    NaN."""
+    for value in metrics.values():
+        value = _to_builtin(value)
+        if not isinstance(value, float) or math.isfinite(value):
+            return True
+    return False
+
+
+def no_metric_message(checkpoint: str, model, num_images: int) -> str:
+    """Why ``tools/test.py`` stops when the evaluation produced no metric,
+    and what to do."""
+    bad = [
+        name for name, value in model.state_dict().items()
+        if value.is_floating_point() and not bool(value.isfinite().all())
+    ]
+    if bad:
+        cause = (f'The weights in {checkpoint} hold NaN or infinity in '
+                 f'{len(bad)} tensor(s) ({format_listing(bad)}): the '
+                 'training diverged. Evaluate a checkpoint saved before it '
+                 'diverged, or train again with a lower learning rate or '
+                 'gradient clipping.')
+    else:
+        cause = (f'The model predicted no valid detection on any of the '
+                 f'{num_images} test images: check that {checkpoint} was '
+                 'trained with this config (same classes and model) and that '
+                 'test_dataloader points at the right images.')
+    return (f'error: the evaluation of {checkpoint} produced no metric (the '
+            'evaluator returned nothing; metrics.json was not written). ' +
+            cause)
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     """Entry point; returns the metrics."""
     args = parse_args(argv)
@@ -162,11 +217,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
 
-    metrics = runner.test()
+    from dynconv_mmdet.checkpoint import CheckpointError
+    try:
+        metrics = runner.test()
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    if not has_metric(metrics):
+        sys.exit(
+            no_metric_message(args.checkpoint, model,
+                              len(runner.test_dataloader.dataset)))
 
     if is_main_process():
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
         num_params = sum(p.numel() for p in model.parameters())
         print(f'\nCOCO AP (%) of {args.checkpoint}:')
         print(format_ap_table(metrics))

@@ -13,8 +13,12 @@ Examples::
     python tools/train.py CONFIG --cfg-options model.backbone.init_cfg=None
 
 Before the runner is built, :func:`dynconv_mmdet.utils.preflight.check_config`
-checks the data, the conv layer types and the pretrained checkpoints, and
-stops with one message that lists every problem.
+checks the data (annotations, class names, empty splits, every image's
+header; ``--check-images full`` decodes every image), the conv layer types
+and the pretrained checkpoints, and stops with one message that lists every
+problem. During training, a non-finite loss or a checkpoint that cannot be
+written (full disk) stops the run with ``error: ...`` and exit status 1; the
+last checkpoint written is kept.
 """
 import argparse
 import os
@@ -24,7 +28,6 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -52,6 +55,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='CHECKPOINT',
         help='resume training: from CHECKPOINT if given, otherwise from the '
         'latest checkpoint in the work directory')
+    parser.add_argument(
+        '--check-images',
+        choices=['none', 'exists', 'header', 'full'],
+        default=None,
+        help='how the start-up check looks at every image: exists, header '
+        '(default; or the DYNCONV_CHECK_IMAGES environment variable), full '
+        '(decode every image: slow) or none')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -100,6 +110,11 @@ def build_config(args: argparse.Namespace) -> Config:
                 'the total batch size the learning rate was set for.')
         cfg.auto_scale_lr.enable = True
 
+    # Checkpoints (load_from, --resume) are read with weights_only=True and
+    # must fit the model exactly (SafeLoadRunner; our base configs name it).
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'SafeLoadRunner'
+
     # An explicit checkpoint wins over automatic resumption.
     if args.resume == 'auto':
         cfg.resume = True
@@ -121,6 +136,8 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
+    from dynconv_mmdet.checkpoint import CheckpointError
+    from dynconv_mmdet.engine import TrainingAborted
     from dynconv_mmdet.utils.preflight import PreflightError, check_config
 
     # Fewer recompilations if the model is compiled (`compile=True`).
@@ -129,16 +146,17 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     # Runner.train builds the validation loader only with a validation loop.
     splits = ('train', 'val') if cfg.get('val_cfg', None) else ('train', )
+    check_images = True if args.check_images is None else args.check_images
     try:
-        check_config(cfg, splits=splits)
+        check_config(cfg, splits=splits, check_images=check_images)
     except PreflightError as err:
         sys.exit(f'error: {err}')
 
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = RUNNERS.build(cfg)
+    try:
+        runner.train()
+    except (TrainingAborted, CheckpointError) as err:
+        sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

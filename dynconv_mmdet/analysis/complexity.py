@@ -4,23 +4,11 @@ Convention (as mmdet's ``get_flops`` / fvcore): **1 multiply-add = 1 FLOP**.
 
 * ``nn.Conv2d`` / ``nn.Linear``: multiply-adds, bias not counted.
 * A :class:`~dynconv_mmdet.models.layers.DynamicConv2d` is counted as a whole
-  from what :func:`~dynconv_mmdet.models.layers.functional.dynamic_conv2d`
-  computes for the given input (its attention layers are not counted a second
-  time):
-
-  - global average pooling: ``C_in * H * W`` (one add per input element);
-  - attention MLP: the multiply-adds of its fully connected layers
-    (CondConv, NeurIPS 2019: ``C_in -> E``; DyConv, CVPR 2020:
-    ``C_in -> C_in / 4 -> K``; ODConv, ICLR 2022: ``C_in -> A`` and the heads
-    ``A -> C_in``, ``A -> C_out``, ``A -> kh * kw``, ``A -> K`` that exist);
-  - kernel aggregation: ``K * N`` for the mixture (``N = C_out * C_in / g *
-    kh * kw``, nothing when ``K = 1``), ``C_in / g * kh * kw`` to combine the
-    input-channel and spatial attention, and ``N`` per attention multiplied
-    into the kernel;
-  - channel attention applied to feature maps instead: one multiply per
-    element of the map;
-  - the convolution itself: ``N * H_out * W_out`` per sample.
-
+  by its family (:meth:`~dynconv_mmdet.models.layers.DynamicConv2d.flops`,
+  whose default counts what
+  :func:`~dynconv_mmdet.models.layers.functional.dynamic_conv2d` computes:
+  pooling, the attention's fully connected layers, the kernel aggregation and
+  the convolution); its attention layers are not counted a second time.
 * Normalisation, activations (sigmoid, softmax, ReLU), max pooling, residual
   additions and biases are not counted, for static and dynamic layers alike.
 
@@ -32,8 +20,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..models.layers import CondConv2d, DyConv2d, DynamicConv2d, ODConv2d
-from ..models.layers.functional import conv_output_size, fold_channel_attention
+from ..models.layers import DynamicConv2d
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -54,36 +41,9 @@ def conv2d_flops(in_channels: int,
 
 
 def attention_flops(layer: DynamicConv2d) -> int:
-    """Multiply-adds of the attention MLP of one dynamic layer, per sample.
-
-    Pooling is counted separately (:func:`dynamic_conv2d_flops`).
-    """
-    cin = layer.in_channels
-    if isinstance(layer, CondConv2d):
-        return cin * layer.num_experts
-    if isinstance(layer, DyConv2d):
-        hidden = layer.attention.fc1.out_features
-        return cin * hidden + hidden * layer.num_kernels
-    if isinstance(layer, ODConv2d):
-        att = layer.attention
-        hidden = att.hidden_channels
-        total = cin * hidden
-        for head in (att.channel_fc, att.filter_fc, att.spatial_fc,
-                     att.kernel_fc):
-            if head is not None:
-                total += hidden * head.out_channels
-        return total
-    raise TypeError(f'no FLOP formula for {type(layer).__name__}; add one to '
-                    'dynconv_mmdet.analysis.complexity.attention_flops')
-
-
-def _attention_presence(layer: DynamicConv2d) -> Tuple[bool, bool, bool, bool]:
-    """Which attentions a layer produces: kernel, spatial, in, out."""
-    if isinstance(layer, ODConv2d):
-        att = layer.attention
-        return (att.kernel_fc is not None, att.spatial_fc
-                is not None, True, att.filter_fc is not None)
-    return True, False, False, False  # CondConv, DyConv: kernel attention
+    """Multiply-adds of the attention of one dynamic layer, per sample
+    (pooling excluded): asked of the layer's family."""
+    return layer.attention_flops()
 
 
 def dynamic_conv2d_flops(layer: DynamicConv2d,
@@ -91,38 +51,11 @@ def dynamic_conv2d_flops(layer: DynamicConv2d,
     """FLOPs of one dynamic conv for an input ``[B, C_in, H, W]``.
 
     Returns:
-        dict: ``pool``, ``attention`` (MLP), ``aggregation`` (kernel mixture
-        and attention multiplies on kernels or feature maps), ``conv`` and
+        dict: ``pool``, ``attention``, ``aggregation``, ``conv`` (see
+        :meth:`~dynconv_mmdet.models.layers.DynamicConv2d.flops`) and
         ``total``.
     """
-    batch, cin, height, width = (int(v) for v in input_shape)
-    num_kernels = layer.num_kernels
-    cout, groups = layer.out_channels, layer.groups
-    kh, kw = layer.kernel_size
-    h_out = conv_output_size(height, kh, layer.stride[0], layer.padding[0],
-                             layer.dilation[0])
-    w_out = conv_output_size(width, kw, layer.stride[1], layer.padding[1],
-                             layer.dilation[1])
-    kernel_numel = cout * (cin // groups) * kh * kw
-    has_kernel, has_spatial, has_in, has_out = _attention_presence(layer)
-    per_sample = has_kernel or has_spatial
-    fold_in, fold_out = fold_channel_attention(
-        (batch, cin, height, width), tuple(layer.weight.shape), layer.stride,
-        layer.padding, layer.dilation, groups, per_sample, has_in, has_out)
-    agg = num_kernels * kernel_numel if has_kernel else 0
-    if fold_in and has_spatial:
-        agg += cin * kh * kw  # in_attn x spatial_attn
-    agg += kernel_numel * ((fold_in or has_spatial) + fold_out)
-    agg *= batch
-    if has_in and not fold_in:
-        agg += batch * cin * height * width
-    if has_out and not fold_out:
-        agg += batch * cout * h_out * w_out
-    result = dict(
-        pool=batch * cin * height * width,
-        attention=batch * attention_flops(layer),
-        aggregation=agg,
-        conv=conv2d_flops(cin, cout, (kh, kw), groups, (h_out, w_out), batch))
+    result = dict(layer.flops(input_shape))
     result['total'] = sum(result.values())
     return result
 
@@ -221,43 +154,84 @@ def model_flops(model: nn.Module,
     return dict(counter.by_kind, total=counter.total)
 
 
+# RTMDet-tiny's and YOLOX-S's backbones, as configs/rtmdet_tiny_* and
+# configs/yolox_s_* build them.
+_CSPNEXT_TINY = dict(
+    type='DynamicCSPNeXt', deepen_factor=0.167, widen_factor=0.375)
+_CSP_DARKNET_S = dict(
+    type='DynamicCSPDarknet', deepen_factor=0.33, widen_factor=0.5)
+
 BACKBONE_CFGS = {
     'ResNet-50': dict(type='DynamicResNet', depth=50),
     'MobileNetV2 1.0': dict(type='DynamicMobileNetV2', widen_factor=1.0),
+    'CSPNeXt-tiny': _CSPNEXT_TINY,
+    'CSPDarknet-S': _CSP_DARKNET_S,
 }
-PRESETS = ('static', 'condconv8x', 'dyconv4x', 'odconv1x', 'odconv4x')
+
+
+def backbone_presets(backbone_cfg: dict) -> Tuple[str, ...]:
+    """The presets of a backbone type, from its own table."""
+    from mmdet.registry import MODELS
+    return tuple(MODELS.get(backbone_cfg['type']).presets)
 
 
 def backbone_complexity(backbones: Sequence[str] = tuple(BACKBONE_CFGS),
-                        presets: Sequence[str] = PRESETS,
+                        presets: Optional[Sequence[str]] = None,
                         input_shape: Sequence[int] = (1, 3, 800, 1333),
-                        device: str = 'meta') -> List[Dict]:
-    """Parameters and FLOPs of every backbone preset.
+                        device: str = 'meta',
+                        layouts: Optional[Dict[str, dict]] = None
+                        ) -> List[Dict]:
+    """Parameters and FLOPs of every backbone preset (and extra layouts).
 
     The models are built on ``device``; the default ``'meta'`` allocates no
     memory and runs no arithmetic (only shapes are needed).
 
+    Args:
+        backbones: Keys of :data:`BACKBONE_CFGS`.
+        presets: Presets to count; default: every preset of each backbone's
+            own table (a preset a backbone lacks is skipped for it).
+        input_shape: ``(B, 3, H, W)``.
+        device: Where the models are built.
+        layouts: Extra rows: ``{row name: dynamic= layout}``, e.g. a
+            third-party conv family placed by ``dict(conv_cfg=dict(
+            type='FooConv2d'), stages=(True, ) * 4)``.
+
     Returns:
-        list[dict]: One row per backbone and preset with ``params``,
-        ``extra_params`` (over the static backbone), ``flops``,
+        list[dict]: One row per backbone and preset / layout with
+        ``params``, ``extra_params`` (over the static backbone), ``flops``,
         ``extra_flops``, ``dynamic_overhead_flops`` (pooling, attention and
         aggregation) and ``flops_by_kind``.
+
+    Raises:
+        ValueError: A requested preset that no requested backbone has.
     """
     from mmdet.registry import MODELS
     rows = []
 
-    def build(name: str, preset: str) -> nn.Module:
+    def build(name: str, **kwargs) -> nn.Module:
         with torch.device(device):
             return MODELS.build(
-                dict(BACKBONE_CFGS[name], preset=preset, _scope_='mmdet'))
+                dict(BACKBONE_CFGS[name], _scope_='mmdet', **kwargs))
 
+    if presets:
+        known = set().union(*(backbone_presets(BACKBONE_CFGS[name])
+                              for name in backbones))
+        unknown = sorted(set(presets) - known)
+        if unknown:
+            raise ValueError(f'unknown presets {unknown}; the backbones\' '
+                             f'tables have {sorted(known)}')
     for name in backbones:
-        static = build(name, 'static')
+        static = build(name, preset='static')
         base_params = count_parameters(static)
         base_flops = model_flops(static, input_shape)['total']
         del static
-        for preset in presets:
-            model = build(name, preset)
+        own = backbone_presets(BACKBONE_CFGS[name])
+        variants = [(p, dict(preset=p)) for p in (presets or own)
+                    if p in own]
+        variants += [(row, dict(dynamic=layout))
+                     for row, layout in (layouts or {}).items()]
+        for row, kwargs in variants:
+            model = build(name, **kwargs)
             params = count_parameters(model)
             flops = model_flops(model, input_shape)
             overhead = sum(
@@ -266,7 +240,7 @@ def backbone_complexity(backbones: Sequence[str] = tuple(BACKBONE_CFGS),
             rows.append(
                 dict(
                     backbone=name,
-                    preset=preset,
+                    preset=row,
                     params=params,
                     extra_params=params - base_params,
                     flops=flops['total'],

@@ -1,9 +1,8 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
-from .released_detector import (BACKBONE_ARCHS, CLASSIFIER_KEYS,
-                                convert_released_detector,
-                                released_detector_type)
+"""Deprecated: detector conversion lives in :mod:`dynconv_mmdet.checkpoint`
+(:mod:`dynconv_mmdet.checkpoint.released_detector`)."""
+from ..checkpoint.moved import moved_names
 
-__all__ = [
-    'BACKBONE_ARCHS', 'CLASSIFIER_KEYS', 'convert_released_detector',
-    'released_detector_type'
-]
+__getattr__ = moved_names(
+    __name__, ('BACKBONE_ARCHS', 'CLASSIFIER_KEYS',
+               'convert_released_detector', 'released_detector_type'))

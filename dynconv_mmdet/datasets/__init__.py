@@ -1,11 +1,17 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
-from .toy_coco import (CLASSES, PALETTE, ToyCocoDataset, area_bucket,
-                       generate_toy_coco, is_toy_coco_complete, polygon_area,
-                       read_toy_coco_meta)
+from typing import Any
+
+from .toy_coco import ToyCocoDataset, moved_name
+from .transforms import CheckedLoadImageFromFile, ImageDecodeError
 from .validation import check_coco_annotations
 
 __all__ = [
-    'CLASSES', 'PALETTE', 'ToyCocoDataset', 'area_bucket',
-    'check_coco_annotations', 'generate_toy_coco', 'is_toy_coco_complete',
-    'polygon_area', 'read_toy_coco_meta'
+    'CheckedLoadImageFromFile', 'ImageDecodeError', 'ToyCocoDataset',
+    'check_coco_annotations'
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The toy COCO generator's names moved to
+    ``tools/misc/generate_toy_coco.py``: forwarded with a warning."""
+    return moved_name(__name__, name)

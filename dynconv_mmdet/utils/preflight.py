@@ -10,7 +10,7 @@ single :class:`PreflightError` that lists every problem found, each with what
 to do about it.
 """
 import os.path as osp
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
@@ -175,20 +175,43 @@ def _join(root: Optional[str], path: Optional[str]) -> Optional[str]:
     return path
 
 
+def _dataset_classes(leaf: dict) -> Optional[Sequence[str]]:
+    """The class names a dataset config selects: ``metainfo.classes``, else
+    those of its dataset class (``METAINFO``), looked up in mmdet's scope."""
+    metainfo = leaf.get('metainfo') or {}
+    if metainfo.get('classes') is not None:
+        classes = metainfo['classes']
+        return [classes] if isinstance(classes, str) else list(classes)
+    type_name = leaf.get('type')
+    if not isinstance(type_name, str):
+        return None
+    from mmdet.registry import DATASETS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        dataset_cls = DATASETS.get(type_name)
+    classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
+    return list(classes) if classes else None
+
+
 def check_dataset(dataset_cfg: dict,
                   name: str,
-                  check_images: bool = True) -> List[str]:
+                  check_images: Union[bool, str, None] = True) -> List[str]:
     """Check the files a COCO-style dataset config refers to.
 
     Checks that ``data_root`` exists, that ``ann_file`` exists, parses and
-    has the COCO fields (see
-    :func:`dynconv_mmdet.datasets.validation.check_coco_annotations`), and
-    that the images it lists exist under ``data_prefix['img']``.
+    has the COCO fields, that the dataset's classes are category names of
+    the file (in its order), that the split is not empty (nor emptied by the
+    dataset's ``filter_cfg``), and that the images it lists exist under
+    ``data_prefix['img']`` and decode (see
+    :func:`dynconv_mmdet.datasets.validation.check_coco_annotations`).
 
     Args:
         dataset_cfg (dict): A dataset config (wrappers are looked through).
         name (str): Dotted name of the config used in the messages.
-        check_images (bool): Whether to check every listed image exists.
+        check_images (bool or str or None): How to check the listed images:
+            ``'none'``, ``'exists'``, ``'header'`` (default) or ``'full'``
+            (see :func:`dynconv_mmdet.datasets.validation.image_check_mode`;
+            True / None: the environment variable ``DYNCONV_CHECK_IMAGES``,
+            else ``'header'``).
 
     Returns:
         list[str]: One message per problem.
@@ -213,9 +236,14 @@ def check_dataset(dataset_cfg: dict,
         prefix = leaf.get('data_prefix') or {}
         img_dir = prefix.get('img', prefix.get('img_path'))
         img_dir = _join(data_root, img_dir) if img_dir is not None else None
+        filter_cfg = None if leaf.get('test_mode') else leaf.get('filter_cfg')
         try:
             check_coco_annotations(
-                ann_file, img_dir, check_images=check_images)
+                ann_file,
+                img_dir,
+                check_images=check_images,
+                classes=_dataset_classes(leaf),
+                filter_cfg=filter_cfg)
         except (OSError, ValueError) as err:
             problems.append(f'{name}: {err}')
     return problems
@@ -223,7 +251,7 @@ def check_dataset(dataset_cfg: dict,
 
 def check_config(cfg: Config,
                  splits: Sequence[str] = ('train', 'val'),
-                 check_images: bool = True,
+                 check_images: Union[bool, str, None] = True,
                  check_checkpoints: bool = True) -> None:
     """Check a config before the runner is built.
 
@@ -231,15 +259,20 @@ def check_config(cfg: Config,
     model) that are not registered; ``Pretrained`` initialisations pointing
     at a local file that does not exist; and, for every dataloader in
     ``splits`` and its evaluator, a missing data root, an annotation file
-    that is missing, is not JSON or lacks the COCO fields, and image files
-    listed in the annotations but absent.
+    that is missing, is not JSON or lacks the COCO fields, class names that
+    are not the file's category names, an empty split, and image files
+    listed in the annotations but absent or undecodable.
 
     Args:
         cfg (Config): The fully merged config.
         splits (Sequence[str]): Which of ``'train'``, ``'val'`` and
             ``'test'`` dataloaders to check. Defaults to train and val
             (what ``Runner.train`` builds).
-        check_images (bool): Check that every annotated image exists.
+        check_images (bool or str or None): How to check every annotated
+            image: ``'none'``, ``'exists'``, ``'header'`` or ``'full'``;
+            True / None: the environment variable ``DYNCONV_CHECK_IMAGES``,
+            else ``'header'`` (see
+            :func:`dynconv_mmdet.datasets.validation.image_check_mode`).
         check_checkpoints (bool): Check local ``Pretrained`` checkpoints
             (only needed when the weights are initialised, i.e. training).
 
@@ -249,10 +282,17 @@ def check_config(cfg: Config,
     _import_custom_modules(cfg)
     import mmdet.models  # noqa: F401  (registers mmdet's layers)
 
+    from dynconv_mmdet.datasets.validation import image_check_mode
+
     model_cfg = cfg.get('model', None)
     problems = check_conv_types(model_cfg)
     if check_checkpoints:
         problems += check_pretrained(model_cfg)
+    try:
+        check_images = image_check_mode(check_images)
+    except ValueError as err:
+        problems.append(str(err))
+        check_images = 'exists'
 
     checked_ann_files = set()
     for split in splits:

@@ -1,24 +1,39 @@
 """Parameters and FLOPs of every dynamic backbone preset.
 
-Prints a Markdown table (ResNet-50 and MobileNetV2 1.0; presets static,
-condconv8x, dyconv4x, odconv1x, odconv4x): parameters, extra parameters over
-the static backbone, and FLOPs for one image (1 multiply-add = 1 FLOP, as
-mmdet's ``get_flops`` and fvcore count; see
-:mod:`dynconv_mmdet.analysis.complexity` for what is counted).
+Prints a Markdown table (every backbone of
+:data:`dynconv_mmdet.analysis.complexity.BACKBONE_CFGS`, every preset of its
+own table, and any extra ``dynamic=`` layout given with ``--dynamic``):
+parameters, extra parameters over the static backbone, and FLOPs for one
+image (1 multiply-add = 1 FLOP, as mmdet's ``get_flops`` and fvcore count;
+see :mod:`dynconv_mmdet.analysis.complexity` for what is counted).
 
-Example::
+Examples::
 
     python tools/analysis_tools/backbone_complexity.py --shape 800 1333
+    # a conv family of your own, registered by your module
+    python tools/analysis_tools/backbone_complexity.py \\
+        --custom-imports my_project.foo_conv \\
+        --backbones ResNet-50 --dynamic \\
+        "foo=dict(conv_cfg=dict(type='FooConv2d'), stages=(True,) * 4)"
 """
 import argparse
 import json
+from typing import Dict, List, Optional
 
 import dynconv_mmdet  # noqa: F401  (registers the layers and backbones)
 from dynconv_mmdet.analysis import backbone_complexity, format_complexity_table
-from dynconv_mmdet.analysis.complexity import BACKBONE_CFGS, PRESETS
+from dynconv_mmdet.analysis.cli import import_custom_modules, read_named_layout
+from dynconv_mmdet.analysis.complexity import BACKBONE_CFGS
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def _named_layout(text: str) -> Dict[str, dict]:
+    try:
+        return read_named_layout(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
         '--shape',
@@ -33,15 +48,34 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=list(BACKBONE_CFGS),
         choices=list(BACKBONE_CFGS))
     parser.add_argument(
-        '--presets', nargs='+', default=list(PRESETS), choices=PRESETS)
+        '--presets',
+        nargs='+',
+        help='presets to count (default: every preset of each backbone)')
+    parser.add_argument(
+        '--custom-imports',
+        nargs='+',
+        default=[],
+        metavar='MODULE',
+        help='modules to import first (e.g. one that registers your own '
+        'dynamic conv in mmengine\'s root MODELS)')
+    parser.add_argument(
+        '--dynamic',
+        type=_named_layout,
+        action='append',
+        default=[],
+        metavar='NAME=DICT',
+        help='an extra row: a `dynamic=` layout of the backbones')
     parser.add_argument('--json', help='also write the rows to this file')
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[List[str]] = None) -> List[Dict]:
     args = parse_args(argv)
+    import_custom_modules(args.custom_imports)
+    layouts = {k: v for layout in args.dynamic for k, v in layout.items()}
     shape = (1, 3, *args.shape)
-    rows = backbone_complexity(args.backbones, args.presets, shape)
+    rows = backbone_complexity(
+        args.backbones, args.presets, shape, layouts=layouts)
     print(f'Backbone complexity, one image of {args.shape[1]}x{args.shape[0]}'
           ' (W x H); 1 multiply-add = 1 FLOP; attention + aggregation = '
           'pooling, attention MLPs, kernel mixture and attention multiplies '
@@ -50,6 +84,7 @@ def main(argv=None) -> None:
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=1)
+    return rows
 
 
 if __name__ == '__main__':

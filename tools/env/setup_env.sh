@@ -11,6 +11,7 @@
 #   DYNCONV_CACHE  wheel cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/dynconv-mmdet)
 #   DYNCONV_PYTHON interpreter used to create the venv (default: python3.11)
 #   MAX_JOBS       parallel compile jobs for mmcv (default: number of cores)
+#   DYNCONV_PROGRESS_INTERVAL  seconds between progress lines while mmcv compiles (default: 30)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -68,9 +69,14 @@ if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
     # torch >= 2.10 headers need C++20; mmcv 2.1.0 hard-codes C++17 for the host compiler.
     grep -q -- "-std=c++17" "$SRC/setup.py" || die "mmcv setup.py has no -std=c++17 flag to correct"
     sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+    # The compile prints nothing useful for ~20 minutes: its output goes to a log and a progress
+    # line (elapsed time, ninja step) comes every DYNCONV_PROGRESS_INTERVAL seconds.
+    BUILD_LOG="$CACHE/logs/mmcv-$MMCV_VERSION-build.log"
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-        "$PY" -m pip wheel --disable-pip-version-check -q -c "$CONSTRAINTS" --no-deps --no-build-isolation \
-        "$SRC" -w "$BUILD/dist"
+        bash "$ROOT/tools/env/run_with_progress.sh" "compiling mmcv $MMCV_VERSION" "$BUILD_LOG" \
+        "$PY" -m pip wheel --disable-pip-version-check -v -c "$CONSTRAINTS" --no-deps --no-build-isolation \
+        "$SRC" -w "$BUILD/dist" \
+        || die "mmcv $MMCV_VERSION did not compile; see $BUILD_LOG"
     mkdir -p "$WHEEL_DIR"
     cp "$BUILD"/dist/mmcv-*.whl "$WHEEL_DIR/"
     log "cached $(ls "$WHEEL_DIR")"

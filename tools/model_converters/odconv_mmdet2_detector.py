@@ -9,20 +9,15 @@ Example::
 
 The result loads (``strict=True``) into the model of
 ``configs/odconv4x_faster_rcnn_r50_fpn_1x.py`` (or the ``mask``/``mbv2``
-variants), e.g. with ``tools/test.py CONFIG DST``.
+variants), e.g. with ``tools/test.py CONFIG DST``. The conversion is
+:func:`dynconv_mmdet.checkpoint.convert_released_detector_file`.
 """
 import argparse
-import os
-import os.path as osp
 import sys
-import time
 from typing import List, Optional
 
-import torch
-
-from dynconv_mmdet.converters.released_detector import (
-    CLASSIFIER_KEYS, convert_released_detector, released_detector_type)
-from dynconv_mmdet.utils.checkpoint import safe_torch_load
+from dynconv_mmdet.checkpoint import (CLASSIFIER_KEYS, CheckpointError,
+                                      convert_released_detector_file)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -42,34 +37,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    ckpt = safe_torch_load(args.src)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{args.src}: expected a dict checkpoint, got '
-                         f'{type(ckpt).__name__}.')
-    state_dict = ckpt.get('state_dict', ckpt)
-    src_meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
-    converted = convert_released_detector(state_dict, args.arch)
-    dropped = [
-        k for k in CLASSIFIER_KEYS[args.arch]
-        if k in state_dict or f'module.{k}' in state_dict
-    ]
-    meta = dict(
-        source=osp.abspath(args.src),
-        converter='dynconv_mmdet.converters.convert_released_detector',
-        arch=args.arch,
-        detector=released_detector_type(state_dict),
-        dropped_keys=dropped,
-        time=time.strftime('%Y-%m-%d %H:%M:%S'))
-    classes = src_meta.get('CLASSES')
-    if classes:
-        # mmdet 2.x kept the class names as meta['CLASSES']; 3.x reads
-        # meta['dataset_meta']['classes'].
-        meta['dataset_meta'] = dict(classes=tuple(classes))
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    torch.save({'state_dict': converted, 'meta': meta}, args.dst)
-    print(f'{meta["detector"]} ({args.arch}): converted {len(converted)} '
-          f'tensors, dropped {dropped} -> {args.dst}')
+    try:
+        out = convert_released_detector_file(args.src, args.dst, args.arch)
+    except (CheckpointError, KeyError, ValueError) as err:
+        message = err.args[0] if isinstance(err, KeyError) else err
+        raise SystemExit(f'error: {message}')
+    meta = out['meta']
+    print(f'{meta["detector"]} ({args.arch}): converted '
+          f'{len(out["state_dict"])} tensors, dropped '
+          f'{meta["dropped_keys"]} -> {args.dst}')
     return 0
 
 

@@ -1,3 +1,4 @@
+# Copyright (c) dynconv-mmdet contributors. All rights reserved.
 """Convert an official ODConv ImageNet checkpoint to a backbone checkpoint.
 
 The released OD-ResNet / OD-MobileNetV2 checkpoints (github OSVAI/ODConv)
@@ -5,7 +6,8 @@ hold ``{'epoch', 'state_dict', 'acc', 'best_acc', 'optimizer'}`` with every
 key prefixed ``module.``. The output holds only the backbone weights under
 our (mmdet) names, so it loads with ``init_cfg=dict(type='Pretrained',
 checkpoint=DST)``. The backbones also read the official file directly; this
-tool makes a small file and checks it on the way.
+tool makes a small file and checks it on the way
+(:func:`dynconv_mmdet.checkpoint.convert_official_backbone`).
 
 Example::
 
@@ -14,20 +16,12 @@ Example::
         --arch resnet --depth 50 --kernel-num 4
 """
 import argparse
-import os
-import os.path as osp
+from typing import List, Optional
 
-import torch
-from mmdet.registry import MODELS
-
-import dynconv_mmdet  # noqa: F401
-from dynconv_mmdet.models.backbones import (convert_official_state_dict,
-                                            match_state_dict)
-from dynconv_mmdet.models.backbones.pretrained import extract_state_dict
-from dynconv_mmdet.utils import safe_torch_load
+import torch.nn as nn
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='official checkpoint')
     parser.add_argument('dst', help='output backbone checkpoint')
@@ -45,38 +39,34 @@ def parse_args() -> argparse.Namespace:
         type=int,
         help='ODConv kernels; checks the result '
         'against the backbone when given')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    state_dict = extract_state_dict(safe_torch_load(args.src), args.src)
-    converted = convert_official_state_dict(state_dict, args.arch)
-    if args.kernel_num is not None:
-        dynamic = dict(
-            conv_cfg=dict(type='ODConv2d', kernel_num=args.kernel_num))
-        if args.arch == 'resnet':
-            cfg = dict(type='DynamicResNet', depth=args.depth)
-        else:
-            cfg = dict(
-                type='DynamicMobileNetV2', widen_factor=args.widen_factor)
-        backbone = MODELS.build(
-            dict(**cfg, preset='odconv1x', dynamic=dynamic))
-        _, report = match_state_dict(backbone, converted)
-        if report.missing or report.unexpected or report.mismatched:
-            raise SystemExit(
-                f'{args.src} does not fit {cfg} with {args.kernel_num} '
-                f'kernels: missing {report.missing[:5]}, unexpected '
-                f'{report.unexpected[:5]}, mismatched '
-                f'{report.mismatched[:5]}')
-    if osp.dirname(args.dst):
-        os.makedirs(osp.dirname(args.dst), exist_ok=True)
-    torch.save(
-        dict(
-            state_dict=converted,
-            meta=dict(source=osp.basename(args.src), arch=args.arch)),
-        args.dst)
-    print(f'saved {len(converted)} backbone tensors to {args.dst}')
+def build_backbone(args: argparse.Namespace) -> nn.Module:
+    """The ODConv backbone the released model must fit."""
+    from mmdet.registry import MODELS
+
+    import dynconv_mmdet  # noqa: F401
+    if args.arch == 'resnet':
+        cfg = dict(type='DynamicResNet', depth=args.depth)
+    else:
+        cfg = dict(type='DynamicMobileNetV2', widen_factor=args.widen_factor)
+    dynamic = dict(conv_cfg=dict(type='ODConv2d', kernel_num=args.kernel_num))
+    return MODELS.build(dict(**cfg, preset='odconv1x', dynamic=dynamic))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    from dynconv_mmdet.checkpoint import (CheckpointError,
+                                          convert_official_backbone)
+    backbone = build_backbone(args) if args.kernel_num is not None else None
+    try:
+        out = convert_official_backbone(
+            args.src, args.dst, args.arch, check_against=backbone)
+    except (CheckpointError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) else err
+        raise SystemExit(f'error: {message}')
+    print(f'saved {len(out["state_dict"])} backbone tensors to {args.dst}')
 
 
 if __name__ == '__main__':

@@ -1,20 +1,17 @@
 """MobileNetV2 whose convolutions can be dynamic."""
-from typing import Optional, Union
+from typing import Iterator, Optional, Tuple, Union
 
+import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmdet.models.backbones import MobileNetV2
 from mmdet.registry import MODELS
 
-from ..layers import set_temperature
-from .layout import MOBILENET_V2_PRESETS, make_dynamic, resolve_layout
-from .pretrained_mixin import PretrainedLoaderMixin
-
-_MBV2_DEFAULTS = dict(
-    conv_cfg=None, stages=(False, ) * 7, last_conv=False, stem=False)
+from .base import DynamicBackboneMixin
+from .layout import MOBILENET_V2_PRESETS
 
 
 @MODELS.register_module()
-class DynamicMobileNetV2(PretrainedLoaderMixin, MobileNetV2):
+class DynamicMobileNetV2(DynamicBackboneMixin, MobileNetV2):
     """mmdet's MobileNetV2 with dynamic convolutions placed by config.
 
     Keys, ``out_indices`` (0-6: ``layer1``-``layer7``, 7: the final 1x1 conv
@@ -25,52 +22,65 @@ class DynamicMobileNetV2(PretrainedLoaderMixin, MobileNetV2):
 
     Args:
         widen_factor (float): 0.5, 0.75, 1.0, ...
-        preset (str): ``'static'``, ``'condconv8x'``, ``'dyconv4x'``,
-            ``'odconv1x'`` or ``'odconv4x'`` (see :mod:`.layout`).
+        *args: mmdet MobileNetV2's other positional arguments.
+        preset (str): A key of :attr:`presets` (see :mod:`.layout`).
         dynamic (dict, optional): Overrides: ``conv_cfg``, ``stages`` (7
-            bools), ``last_conv`` and ``stem`` (bools).
-        temperature (float): Initial temperature of DyConv/ODConv layers.
+            bools), ``last_conv`` and ``stem`` (bools), ``static``
+            (``fnmatch`` patterns of module paths left static, e.g.
+            ``('layer[1-5].*.linear_conv.conv', )``).
+        temperature (float, optional): Temperature of the layers that have
+            one; ``None``: each family's default.
         strict_pretrained (bool): Raise on any checkpoint mismatch.
+        freeze_shared_state (bool): ``frozen_stages`` also freezes the state
+            frozen dynamic convs share with others. Default: True.
         **kwargs: Other mmdet MobileNetV2 arguments.
+
+    Our own arguments are keyword-only.
     """
 
     pretrained_arch = 'mobilenet_v2'
+    presets = MOBILENET_V2_PRESETS
+    layout_defaults = dict(
+        conv_cfg=None,
+        stages=(False, ) * 7,
+        last_conv=False,
+        stem=False,
+        static=())
 
     def __init__(self,
                  widen_factor: float = 1.0,
+                 *args,
                  preset: str = 'static',
                  dynamic: Optional[dict] = None,
-                 temperature: float = 1.0,
+                 temperature: Optional[float] = None,
                  strict_pretrained: bool = True,
+                 freeze_shared_state: bool = True,
                  out_indices=(1, 2, 4, 7),
                  init_cfg: Optional[Union[dict, list]] = None,
+                 pretrained: Optional[str] = None,
                  **kwargs) -> None:
-        init_cfg = self._split_init_cfg(init_cfg, strict_pretrained)
+        self._check_positional(args)
+        init_cfg = self._split_init_cfg(init_cfg, strict_pretrained,
+                                        pretrained)
+        if args:
+            # mmdet's second positional argument is out_indices
+            out_indices, args = args[0], args[1:]
         super().__init__(
-            widen_factor=widen_factor,
-            out_indices=out_indices,
-            init_cfg=init_cfg,
-            **kwargs)
-        self.preset = preset
-        self.layout = resolve_layout(MOBILENET_V2_PRESETS, preset, dynamic,
-                                     _MBV2_DEFAULTS,
-                                     type(self).__name__)
-        self._make_dynamic_convs()
-        set_temperature(self, temperature)
-        self._freeze_stages()
+            widen_factor, out_indices, *args, init_cfg=init_cfg, **kwargs)
+        self._place_dynamic_convs(preset, dynamic, temperature,
+                                  freeze_shared_state)
 
-    def _swap_conv_modules(self, module) -> None:
-        for m in module.modules():
-            if isinstance(m, ConvModule):
-                m.conv = make_dynamic(m.conv, self.layout['conv_cfg'],
-                                      self.norm_cfg)
-
-    def _make_dynamic_convs(self) -> None:
-        layout = self.layout
+    def _dynamic_sites(self, layout: dict) -> Iterator[Tuple[nn.Module, str]]:
+        parts = []
         if layout['stem']:
-            self._swap_conv_modules(self.conv1)
-        for stage, on in enumerate(layout['stages']):
-            if on:
-                self._swap_conv_modules(getattr(self, f'layer{stage + 1}'))
+            parts.append(self.conv1)
+        parts += [
+            getattr(self, f'layer{stage + 1}')
+            for stage, on in enumerate(layout['stages']) if on
+        ]
         if layout['last_conv']:
-            self._swap_conv_modules(self.conv2)
+            parts.append(self.conv2)
+        for part in parts:
+            for m in part.modules():
+                if isinstance(m, ConvModule):
+                    yield m, 'conv'

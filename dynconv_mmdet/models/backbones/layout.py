@@ -12,6 +12,9 @@ ODConv paper compares them):
 * DyConv (4 kernels): every conv except the stem, the downsample 1x1 included.
 * ODConv (1 or 4 kernels): every block conv (and MobileNetV2's final 1x1
   conv); stem and downsample static.
+* KernelWarehouse (``kw1d4x`` ... ``kw4x``, Li and Yao, ICML 2024): the
+  release's json settings and layouts (``docs/kernel_warehouse.md``); the
+  warehouse assignment belongs to ``KWConv2d``.
 """
 import copy
 from typing import Dict, Optional
@@ -19,8 +22,64 @@ from typing import Dict, Optional
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer
 
-from ..layers.conv_types import check_conv_type
+from ..layers import DynamicConv2d
+from ..layers.conv_types import check_conv_type, get_conv_class
 
+
+def _kw(cell_num_ratio: float, cell_plane_ratio=1.0, **kwargs) -> dict:
+    """A ``KWConv2d`` config with the release's json settings (reduction
+    1/16, in- and out-plane cell ratios equal)."""
+    return dict(
+        type='KWConv2d',
+        reduction=kwargs.pop('reduction', 1 / 16),
+        cell_num_ratio=cell_num_ratio,
+        cell_inplane_ratio=cell_plane_ratio,
+        cell_outplane_ratio=cell_plane_ratio,
+        **kwargs)
+
+
+def _kw_resnet(cell_num_ratio: float,
+               cell_plane_ratio: float = 1.0,
+               bottleneck_basis: float = 1.0) -> dict:
+    """KernelWarehouse ResNet (``kw_resnet.py``, ``configs/resnet*/*.json``):
+    every block conv and the downsample of stride-2 blocks, one warehouse
+    per stage (the json's sharing range); a Bottleneck ResNet keeps its
+    first ``conv1`` static and uses the non-local basis ``bottleneck_basis``
+    (ResNet-50 1/2x: 1/16)."""
+    bottleneck = dict(static=('layer1.0.conv1', ))
+    if bottleneck_basis < 1:
+        bottleneck['conv_cfg'] = dict(nonlocal_basis_ratio=bottleneck_basis)
+    return dict(
+        conv_cfg=_kw(
+            cell_num_ratio, cell_plane_ratio, sharing_range=('layer', 'conv')),
+        stages=(True, ) * 4,
+        downsample='strided',
+        variants=dict(Bottleneck=bottleneck))
+
+
+def _kw_mobilenet_v2(cell_num_ratio, sharing_range, **kwargs) -> dict:
+    """KernelWarehouse MobileNetV2 (``kw_mobilenetv2.py``): every conv, the
+    stem and the last 1x1 conv included."""
+    static = kwargs.pop('static', ())
+    return dict(
+        conv_cfg=_kw(cell_num_ratio, sharing_range=sharing_range, **kwargs),
+        stages=(True, ) * 7,
+        stem=True,
+        last_conv=True,
+        static=static)
+
+
+#: MobileNetV2 1/2x (``kw1d2x_mobilenetv2.py``): ratios per warehouse (stem,
+#: depthwise of stages 1-5, stage 6 expand / depthwise / linear), reduction
+#: 1/32, static pointwise convs in the blocks of KW stages 1-5.
+_KW1D2X_MBV2 = (1, 1, 1, 1, 1, 1, 0.5, 1, 0.5)
+_KW1D2X_EXTRA = dict(
+    cell_plane_ratio=_KW1D2X_MBV2,
+    reduction=1 / 32,
+    static=('layer[1-5].*.expand_conv.conv', 'layer[1-5].*.linear_conv.conv',
+            'layer6.0.expand_conv.conv', 'layer6.0.linear_conv.conv'))
+
+#: ``DynamicResNet`` presets: name -> layout (see ``DynamicResNet``).
 RESNET_PRESETS: Dict[str, Optional[dict]] = {
     'static':
     None,
@@ -44,8 +103,19 @@ RESNET_PRESETS: Dict[str, Optional[dict]] = {
         conv_cfg=dict(type='ODConv2d', kernel_num=4),
         stages=(True, True, True, True),
         downsample=False),
+    'kw1d4x':
+    _kw_resnet(1 / 4, 1 / 2, bottleneck_basis=1 / 16),
+    'kw1d2x':
+    _kw_resnet(1 / 2, 1 / 2, bottleneck_basis=1 / 16),
+    'kw1x':
+    _kw_resnet(1),
+    'kw2x':
+    _kw_resnet(2),
+    'kw4x':
+    _kw_resnet(4),
 }
 
+#: ``DynamicMobileNetV2`` presets: name -> layout.
 MOBILENET_V2_PRESETS: Dict[str, Optional[dict]] = {
     'static':
     None,
@@ -69,12 +139,64 @@ MOBILENET_V2_PRESETS: Dict[str, Optional[dict]] = {
         conv_cfg=dict(type='ODConv2d', kernel_num=4),
         stages=(True, ) * 7,
         last_conv=True),
+    'kw1d2x':
+    _kw_mobilenet_v2(_KW1D2X_MBV2, ('layer', ), **_KW1D2X_EXTRA),
+    'kw1x':
+    _kw_mobilenet_v2(1, ('layer', 'pwconv')),
+    'kw4x':
+    _kw_mobilenet_v2(4, ('layer', )),
+}
+
+# The real-time CSP backbones follow the ODConv paper's MobileNetV2 rule for
+# every family: every conv but the stem (4 stages written for P5; a P6
+# backbone repeats a uniform ``stages`` over its 5). No published count pins
+# these layouts.
+
+#: ``DynamicCSPNeXt`` (RTMDet) presets: name -> layout.
+CSPNEXT_PRESETS: Dict[str, Optional[dict]] = {
+    'static':
+    None,
+    'dyconv4x':
+    dict(conv_cfg=dict(type='DyConv2d', kernel_num=4), stages=(True, ) * 4),
+    'odconv1x':
+    dict(conv_cfg=dict(type='ODConv2d', kernel_num=1), stages=(True, ) * 4),
+    'odconv4x':
+    dict(conv_cfg=dict(type='ODConv2d', kernel_num=4), stages=(True, ) * 4),
+}
+
+#: ``DynamicCSPDarknet`` (YOLOX) presets: name -> layout.
+CSP_DARKNET_PRESETS: Dict[str, Optional[dict]] = {
+    'static':
+    None,
+    'dyconv4x':
+    dict(conv_cfg=dict(type='DyConv2d', kernel_num=4), stages=(True, ) * 4),
+    'odconv1x':
+    dict(conv_cfg=dict(type='ODConv2d', kernel_num=1), stages=(True, ) * 4),
+    'odconv4x':
+    dict(conv_cfg=dict(type='ODConv2d', kernel_num=4), stages=(True, ) * 4),
 }
 
 
-def resolve_layout(presets: Dict[str, Optional[dict]], preset: str,
-                   dynamic: Optional[dict], defaults: dict,
-                   owner: str) -> dict:
+def _apply_overrides(layout: dict, overrides: dict,
+                     variant: Optional[str]) -> None:
+    """Update ``layout`` with ``overrides``, then with its ``variants``
+    entry for ``variant`` (whose ``conv_cfg`` keys update the layout's)."""
+    overrides = copy.deepcopy(overrides)
+    variants = overrides.pop('variants', None) or {}
+    layout.update(overrides)
+    special = copy.deepcopy(variants.get(variant) or {})
+    if isinstance(special.get('conv_cfg'), dict) and isinstance(
+            layout.get('conv_cfg'), dict):
+        layout['conv_cfg'].update(special.pop('conv_cfg'))
+    layout.update(special)
+
+
+def resolve_layout(presets: Dict[str, Optional[dict]],
+                   preset: str,
+                   dynamic: Optional[dict],
+                   defaults: dict,
+                   owner: str,
+                   variant: Optional[str] = None) -> dict:
     """Merge a preset with user overrides into a complete layout dict.
 
     Args:
@@ -83,18 +205,22 @@ def resolve_layout(presets: Dict[str, Optional[dict]], preset: str,
         dynamic: Overrides of any layout field (``conv_cfg``, ...).
         defaults: Every layout field with its static default.
         owner: Class name, for error messages.
+        variant: The backbone's variant (e.g. its ResNet block type): a
+            preset's or ``dynamic``'s ``variants[variant]`` overrides their
+            other fields (``conv_cfg`` key by key).
     """
     if preset not in presets:
         raise ValueError(f'{owner}: unknown preset {preset!r}; choose one of '
                          f'{sorted(presets)}')
     layout = copy.deepcopy(defaults)
-    layout.update(copy.deepcopy(presets[preset] or {}))
+    _apply_overrides(layout, presets[preset] or {}, variant)
     if dynamic:
         unknown = sorted(set(dynamic) - set(defaults))
         if unknown:
             raise ValueError(f'{owner}: unknown keys {unknown} in `dynamic`; '
                              f'allowed: {sorted(defaults)}')
-        layout.update(copy.deepcopy(dynamic))
+        _apply_overrides(layout, dynamic, variant)
+    layout.pop('variants', None)
     num_stages = len(defaults['stages'])
     if len(layout['stages']) != num_stages:
         raise ValueError(f'{owner}: `stages` needs {num_stages} booleans, got '
@@ -112,17 +238,15 @@ def make_dynamic(conv: nn.Module, conv_cfg: dict,
                  norm_cfg: Optional[dict]) -> nn.Module:
     """Build a conv of type ``conv_cfg`` with the geometry of ``conv``.
 
-    An ``ODConv2d`` without its own ``norm_cfg`` takes the backbone's when
-    that is a batch norm (BN, SyncBN, ...), so a SyncBN backbone also
-    synchronises the attention statistics. Other norms (e.g. GN, whose group
-    count need not divide the attention's 16+ channels) leave the attention
-    with its default BN; set ``conv_cfg.norm_cfg`` to choose otherwise.
+    A dynamic conv family adapts the config to the backbone first
+    (:meth:`~dynconv_mmdet.models.layers.DynamicConv2d.backbone_conv_cfg`:
+    e.g. ODConv's attention takes the backbone's batch norm).
     """
     check_conv_type(conv_cfg)
     cfg = copy.deepcopy(conv_cfg)
-    if (cfg['type'] == 'ODConv2d' and 'norm_cfg' not in cfg and norm_cfg
-            and 'BN' in norm_cfg['type']):
-        cfg['norm_cfg'] = copy.deepcopy(norm_cfg)
+    cls = get_conv_class(cfg['type'])
+    if isinstance(cls, type) and issubclass(cls, DynamicConv2d):
+        cfg = cls.backbone_conv_cfg(cfg, norm_cfg)
     return build_conv_layer(
         cfg,
         conv.in_channels,

@@ -2,11 +2,10 @@
 import copy
 from typing import Optional, Union
 
-from .pretrained import load_pretrained
-
 
 class PretrainedLoaderMixin:
-    """Loads a ``Pretrained`` ``init_cfg`` with :func:`load_pretrained`.
+    """Loads a ``Pretrained`` ``init_cfg`` with
+    :func:`dynconv_mmdet.checkpoint.load_pretrained` (strict, safe).
 
     Subclasses call :meth:`_split_init_cfg` before ``super().__init__`` and
     set ``pretrained_arch``. The default initialisation runs first, so the
@@ -16,11 +15,28 @@ class PretrainedLoaderMixin:
     pretrained_arch: str = ''
 
     def _split_init_cfg(
-            self, init_cfg: Optional[Union[dict, list]],
-            strict_pretrained: bool) -> Optional[Union[dict, list]]:
-        """Keep the ``Pretrained`` part for ourselves, return the rest."""
+            self,
+            init_cfg: Optional[Union[dict, list]],
+            strict_pretrained: bool,
+            pretrained: Optional[str] = None) -> Optional[Union[dict, list]]:
+        """Keep the ``Pretrained`` part for ourselves, return the rest.
+
+        mmdet's ``pretrained=P`` means ``init_cfg=dict(type='Pretrained',
+        checkpoint=P)``; it takes the same strict path.
+        """
         self.strict_pretrained = strict_pretrained
         self._pretrained_cfg = None
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError(
+                    f'{type(self).__name__}: give either `pretrained` or '
+                    '`init_cfg`, not both (pretrained=P means '
+                    "init_cfg=dict(type='Pretrained', checkpoint=P))")
+            if not isinstance(pretrained, str):
+                raise TypeError(
+                    f'{type(self).__name__}: `pretrained` must be a '
+                    f'checkpoint path or URL, got {type(pretrained).__name__}')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
         rest = []
         for cfg in cfgs:
@@ -45,6 +61,8 @@ class PretrainedLoaderMixin:
         """Default init, then the pretrained weights if configured."""
         super().init_weights()
         if self._pretrained_cfg is not None:
+            # imported here: dynconv_mmdet.checkpoint imports the layers
+            from ...checkpoint.backbone import load_pretrained
             load_pretrained(
                 self,
                 self._pretrained_cfg['checkpoint'],

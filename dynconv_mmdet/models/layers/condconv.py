@@ -5,11 +5,12 @@ for Efficient Inference", NeurIPS 2019 (arXiv 1904.04971).
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
 from .base import (DynamicAttention, DynamicConv2d, IntOrPair,
-                   _check_positive_int, global_average)
+                   _check_positive_int)
 
 
 @MODELS.register_module()
@@ -55,6 +56,12 @@ class CondConv2d(DynamicConv2d):
         super().init_weights()
         self.routing.reset_parameters()
 
-    def compute_attention(self, x: Tensor) -> DynamicAttention:
-        routing = torch.sigmoid(self.routing(global_average(x)))
-        return DynamicAttention(kernel=routing)
+    def attention_from_pooled(self, pooled: Tensor) -> DynamicAttention:
+        """Routing weights ``sigmoid(routing(pooled))``, ``[B, E]``."""
+        return DynamicAttention(kernel=torch.sigmoid(self.routing(pooled)))
+
+    def inference_attention(self, x: Tensor) -> DynamicAttention:
+        """The routing weights without autograd (sigmoid in place)."""
+        routing = self.routing
+        logits = F.linear(x.mean((2, 3)), routing.weight, routing.bias)
+        return DynamicAttention(kernel=logits.sigmoid_())

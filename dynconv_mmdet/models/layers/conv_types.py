@@ -41,6 +41,17 @@ def is_known_conv_type(layer_type) -> bool:
                for registry in _registry_chain())
 
 
+def get_conv_class(layer_type):
+    """The class ``build_conv_layer`` builds for ``layer_type`` (a name or
+    a class), or ``None`` if no registry in reach has it."""
+    if isinstance(layer_type, type):
+        return layer_type
+    for registry in _registry_chain():
+        if layer_type in registry.module_dict:
+            return registry.module_dict[layer_type]
+    return None
+
+
 def check_conv_type(conv_cfg: dict) -> None:
     """Raise ``KeyError`` listing the registered conv types if unknown."""
     layer_type = conv_cfg.get('type')

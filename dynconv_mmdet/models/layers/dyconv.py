@@ -3,6 +3,8 @@
 Chen et al. "Dynamic Convolution: Attention over Convolution Kernels",
 CVPR 2020 (arXiv 1912.03458).
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -28,9 +30,23 @@ class DyConvAttention(nn.Module):
         self.fc2 = nn.Linear(hidden, kernel_num)
 
     def forward(self, x: Tensor, temperature: float) -> Tensor:
-        logits = self.fc2(F.relu(self.fc1(global_average(x))))
+        return self.from_pooled(global_average(x), temperature)
+
+    def from_pooled(self, pooled: Tensor, temperature: float) -> Tensor:
+        """Kernel attention ``[B, K]`` from the pooled input ``[B, C_in]``."""
+        logits = self.fc2(F.relu(self.fc1(pooled)))
         if temperature != 1:
             logits = logits / temperature
+        return torch.softmax(logits, dim=1)
+
+    def forward_inference(self, x: Tensor, temperature: float) -> Tensor:
+        """:meth:`forward` without autograd: the same numbers with the ReLU
+        and the temperature applied in place."""
+        fc1, fc2 = self.fc1, self.fc2
+        hidden = F.linear(x.mean((2, 3)), fc1.weight, fc1.bias).relu_()
+        logits = F.linear(hidden, fc2.weight, fc2.bias)
+        if temperature != 1:
+            logits.div_(temperature)
         return torch.softmax(logits, dim=1)
 
 
@@ -49,6 +65,10 @@ class DyConv2d(TemperatureMixin, DynamicConv2d):
     ``[K, C_out, C_in / groups, kh, kw]``, output ``[B, C_out, H', W']``.
     """
 
+    temperature_default = 1.0
+    temperature_schedule = dict(start=30.0, end=1.0, epochs=10)
+    temperature_doc = 'divides the kernel-attention logits; T > 0'
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
@@ -60,7 +80,7 @@ class DyConv2d(TemperatureMixin, DynamicConv2d):
                  bias: bool = False,
                  kernel_num: int = 4,
                  reduction: float = 0.25,
-                 temperature: float = 1.0) -> None:
+                 temperature: Optional[float] = 1.0) -> None:
         _check_positive_int('DyConv2d', 'kernel_num', kernel_num)
         if not 0 < reduction <= 1:
             raise ValueError('DyConv2d: reduction must be in (0, 1], got '
@@ -82,5 +102,13 @@ class DyConv2d(TemperatureMixin, DynamicConv2d):
         self.attention.fc1.reset_parameters()
         self.attention.fc2.reset_parameters()
 
-    def compute_attention(self, x: Tensor) -> DynamicAttention:
-        return DynamicAttention(kernel=self.attention(x, self.temperature))
+    def attention_from_pooled(self, pooled: Tensor) -> DynamicAttention:
+        """Kernel attention ``[B, K]`` from the pooled input."""
+        return DynamicAttention(
+            kernel=self.attention.from_pooled(pooled, self.temperature))
+
+    def inference_attention(self, x: Tensor) -> DynamicAttention:
+        """Kernel attention without autograd (ReLU and temperature in
+        place)."""
+        return DynamicAttention(
+            kernel=self.attention.forward_inference(x, self.temperature))

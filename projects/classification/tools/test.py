@@ -9,6 +9,9 @@ repository root, e.g.::
         work_dirs/odconv1x_resnet50_8xb32_in1k/epoch_100.pth
 
 Top-1 and top-5 accuracy are reported (``Accuracy`` with ``topk=(1, 5)``).
+The checkpoint is read with ``weights_only=True`` and must fit the model
+exactly (``SafeLoadRunner`` of ``dynconv_mmdet``); ``--partial-load`` loads
+only what fits.
 """
 import argparse
 import os
@@ -59,6 +62,11 @@ def parse_args() -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--partial-load',
+        action='store_true',
+        help='load only the weights of the checkpoint that fit the model '
+        'instead of refusing a checkpoint that does not fit exactly')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -83,6 +91,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    # Read with weights_only=True, loaded strictly (dynconv_mmdet).
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'SafeLoadRunner'
+    if getattr(args, 'partial_load', False):
+        cfg.strict_load = False
 
     # Only the test loop is needed.
     cfg.train_dataloader = None
@@ -114,6 +127,8 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
 
+    import dynconv_mmdet  # noqa: F401  (registers SafeLoadRunner)
+    from dynconv_mmdet.checkpoint import CheckpointError
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
@@ -123,7 +138,10 @@ def main() -> None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
 
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')
 
     if args.out and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)

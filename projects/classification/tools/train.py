@@ -5,6 +5,10 @@ repository root, e.g.::
 
     python projects/classification/tools/train.py \
         projects/classification/configs/resnet/odconv1x_resnet50_8xb32_in1k.py
+
+``--resume`` and ``load_from`` checkpoints are read with
+``weights_only=True`` and must fit the model exactly (``SafeLoadRunner`` of
+``dynconv_mmdet``; ``--cfg-options strict_load=False`` loads what fits).
 """
 import argparse
 import os
@@ -105,6 +109,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
+    if 'runner_type' not in cfg:
+        cfg.runner_type = 'SafeLoadRunner'
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -141,11 +147,16 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
 
+    import dynconv_mmdet  # noqa: F401  (registers SafeLoadRunner)
+    from dynconv_mmdet.checkpoint import CheckpointError
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as err:
+        sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

@@ -16,8 +16,14 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # atomic saving: a killed run or a full disk never loses a checkpoint
     checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'),
+        type='AtomicCheckpointHook',
+        interval=1,
+        max_keep_ckpts=3,
+        save_best='auto'),
+    # stop at the first iteration whose loss is NaN or infinite
+    finite_loss=dict(type='CheckFiniteLossHook'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )

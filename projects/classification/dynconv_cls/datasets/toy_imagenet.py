@@ -1,88 +1,31 @@
-"""A tiny, deterministic ImageNet-format dataset for smoke tests.
+"""Deprecated home of the toy ImageNet generator.
 
-The layout is the one mmpretrain's ``CustomDataset`` reads, with class
-folders and, equivalently, annotation lists::
-
-    root/
-    ├── meta/
-    │   ├── classes.txt   # one class name a line
-    │   ├── train.txt     # "<class>/<image> <label>" a line
-    │   └── val.txt
-    ├── train/<class>/<image>.png
-    └── val/<class>/<image>.png
-
-Every class has its own base colour and stripe orientation, so a small
-network can learn the task; pixel noise comes from a seeded generator, hence
-the same arguments always produce the same bytes.
+It moved beside its command line, ``projects/classification/tools/
+create_toy_imagenet.py`` (module
+``projects.classification.tools.create_toy_imagenet``); the name still
+imports from here with a ``DeprecationWarning`` that says so.
 """
-import os
-import os.path as osp
-from typing import Dict, List
+import importlib
+import warnings
+from typing import Any
 
-import numpy as np
-from PIL import Image
-
-
-def _class_image(rng: np.random.RandomState, label: int, num_classes: int,
-                 height: int, width: int) -> np.ndarray:
-    hue = label / max(num_classes, 1)
-    base = np.array(
-        [0.5 + 0.5 * np.cos(2 * np.pi * (hue + k / 3.0))
-         for k in range(3)]) * 200.0 + 20.0
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    angle = np.pi * label / max(num_classes, 1)
-    phase = rng.uniform(0, 2 * np.pi)
-    stripes = np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * 0.5 + phase)
-    img = base[None, None, :] + 30.0 * stripes[..., None]
-    img = img + rng.normal(0.0, 12.0, size=img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
+GENERATOR_MODULE = 'projects.classification.tools.create_toy_imagenet'
+MOVED_NAMES = ('generate_toy_imagenet', )
 
 
-def generate_toy_imagenet(root: str,
-                          num_classes: int = 8,
-                          train_per_class: int = 4,
-                          val_per_class: int = 2,
-                          image_size: int = 48,
-                          seed: int = 0) -> Dict[str, List[str]]:
-    """Write a deterministic toy dataset in ImageNet layout under ``root``.
+def moved_name(module: str, name: str) -> Any:
+    """Module ``__getattr__`` of the old homes: forward a moved name with a
+    ``DeprecationWarning``, raise ``AttributeError`` for any other."""
+    if name not in MOVED_NAMES:
+        raise AttributeError(f'module {module!r} has no attribute {name!r}')
+    warnings.warn(
+        f'{module}.{name} moved to {GENERATOR_MODULE.replace(".", "/")}.py; '
+        f'import it with `from {GENERATOR_MODULE} import {name}`. This '
+        'alias will be removed.',
+        DeprecationWarning,
+        stacklevel=3)
+    return getattr(importlib.import_module(GENERATOR_MODULE), name)
 
-    Image sizes vary slightly around ``image_size`` (non-square) so that the
-    ``RandomResizedCrop`` / ``ResizeEdge`` + ``CenterCrop`` pipelines are
-    exercised as on ImageNet.
 
-    Args:
-        root (str): Output directory (created if needed).
-        num_classes (int): Number of classes. Defaults to 8.
-        train_per_class (int): Training images per class. Defaults to 4.
-        val_per_class (int): Validation images per class. Defaults to 2.
-        image_size (int): Approximate image side in pixels. Defaults to 48.
-        seed (int): Seed of the pixel noise. Defaults to 0.
-
-    Returns:
-        dict: ``classes`` and the annotation lines of ``train`` and ``val``.
-    """
-    if num_classes < 2:
-        raise ValueError(f'num_classes={num_classes} must be >= 2')
-    if image_size < 8:
-        raise ValueError(f'image_size={image_size} must be >= 8')
-    classes = [f'class_{i:03d}' for i in range(num_classes)]
-    rng = np.random.RandomState(seed)
-    result: Dict[str, List[str]] = dict(classes=classes, train=[], val=[])
-    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
-    for split, per_class in (('train', train_per_class), ('val',
-                                                          val_per_class)):
-        for label, name in enumerate(classes):
-            folder = osp.join(root, split, name)
-            os.makedirs(folder, exist_ok=True)
-            for i in range(per_class):
-                height = image_size + int(rng.randint(-4, 5))
-                width = image_size + int(rng.randint(-4, 9))
-                img = _class_image(rng, label, num_classes, height, width)
-                filename = f'{name}_{split}_{i:04d}.png'
-                Image.fromarray(img).save(osp.join(folder, filename))
-                result[split].append(f'{name}/{filename} {label}')
-        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
-            f.write('\n'.join(result[split]) + '\n')
-    with open(osp.join(root, 'meta', 'classes.txt'), 'w') as f:
-        f.write('\n'.join(classes) + '\n')
-    return result
+def __getattr__(name: str) -> Any:
+    return moved_name(__name__, name)

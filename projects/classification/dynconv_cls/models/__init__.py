@@ -1,4 +1,5 @@
 """Classification heads."""
 from .heads import CondConvClsHead, DropoutLinearClsHead
+from .kw_head import KWLinearClsHead
 
-__all__ = ['CondConvClsHead', 'DropoutLinearClsHead']
+__all__ = ['CondConvClsHead', 'DropoutLinearClsHead', 'KWLinearClsHead']

@@ -1,0 +1,148 @@
+# Copyright (c) dynconv-mmdet contributors. All rights reserved.
+"""File-to-file conversions behind ``tools/model_converters/``.
+
+Each reads its source with ``weights_only=True`` and writes
+``{'state_dict': ..., 'meta': ...}``, which our backbones or detectors load
+strictly.
+"""
+import os
+import os.path as osp
+import time
+from collections import OrderedDict
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+import torch.nn as nn
+
+from ..utils.formatting import format_listing
+from .backbone import match_state_dict
+from .errors import CheckpointMismatchError
+from .key_maps import convert_mmpretrain_state_dict
+from .key_maps.official import convert_official_state_dict
+from .reader import extract_state_dict, safe_torch_load
+from .released_detector import (CLASSIFIER_KEYS, convert_released_detector,
+                                released_detector_type)
+from .report import format_mismatch
+
+
+def _save(obj: Dict[str, Any], dst: str) -> None:
+    if osp.dirname(dst):
+        os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(obj, dst)
+
+
+def convert_official_backbone(
+        src: str,
+        dst: str,
+        arch: str,
+        check_against: Optional[nn.Module] = None) -> Dict[str, Any]:
+    """Official ODConv ImageNet checkpoint -> backbone checkpoint.
+
+    Args:
+        src (str): The released file (``module.``-prefixed ``state_dict``).
+        dst (str): Output path; not written when the check fails.
+        arch (str): ``'resnet'`` or ``'mobilenet_v2'``.
+        check_against (nn.Module, optional): A freshly built backbone the
+            result must fit exactly.
+
+    Returns:
+        dict: What was saved.
+
+    Raises:
+        CheckpointMismatchError: The result does not fit ``check_against``.
+    """
+    state_dict = extract_state_dict(safe_torch_load(src), src)
+    converted = convert_official_state_dict(state_dict, arch)
+    if check_against is not None:
+        _, report = match_state_dict(check_against, converted)
+        hint = ('Check --arch, --depth / --widen-factor and --kernel-num '
+                'against the released model.')
+        if not report.fits:
+            raise CheckpointMismatchError(
+                format_mismatch(
+                    report, src, f'the {type(check_against).__name__} asked '
+                    'for', hint))
+        if report.expanded:
+            raise CheckpointMismatchError(
+                f'checkpoint {src} does not fit the '
+                f'{type(check_against).__name__} asked for: it holds dense '
+                f'conv weights ({format_listing(report.expanded)}), not the '
+                f'kernels of a dynamic conv. {hint}')
+    out = dict(
+        state_dict=converted, meta=dict(source=osp.basename(src), arch=arch))
+    _save(out, dst)
+    return out
+
+
+def convert_released_detector_file(src: str, dst: str,
+                                   arch: str) -> Dict[str, Any]:
+    """A released ODConv MMDetection 2.x detector -> our detector file.
+
+    See :func:`~.released_detector.convert_released_detector`. mmdet 2.x's
+    ``meta['CLASSES']`` becomes 3.x's ``meta['dataset_meta']['classes']``.
+
+    Returns:
+        dict: What was saved (``state_dict`` and ``meta``).
+    """
+    ckpt = safe_torch_load(src)
+    state_dict = ckpt.get('state_dict', ckpt)
+    src_meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    converted = convert_released_detector(state_dict, arch)
+    dropped = [
+        k for k in CLASSIFIER_KEYS[arch]
+        if k in state_dict or f'module.{k}' in state_dict
+    ]
+    meta = dict(
+        source=osp.abspath(src),
+        converter='dynconv_mmdet.checkpoint.convert_released_detector',
+        arch=arch,
+        detector=released_detector_type(state_dict),
+        dropped_keys=dropped,
+        time=time.strftime('%Y-%m-%d %H:%M:%S'))
+    classes = src_meta.get('CLASSES')
+    if classes:
+        meta['dataset_meta'] = dict(classes=tuple(classes))
+    out = {'state_dict': converted, 'meta': meta}
+    _save(out, dst)
+    return out
+
+
+def extract_backbone(checkpoint: Mapping[str, Any],
+                     prefix: str = 'backbone.') -> 'OrderedDict[str, Any]':
+    """The backbone weights of a classification (or detection) checkpoint.
+
+    Args:
+        checkpoint (Mapping): A loaded checkpoint, either with a
+            ``state_dict`` entry (mmengine) or a plain state dict. A
+            ``module.`` prefix (DataParallel) is removed first.
+        prefix (str): Prefix of the backbone keys (removed).
+
+    Raises:
+        KeyError: If no key starts with ``prefix``.
+    """
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, Mapping):
+        raise TypeError('The checkpoint holds no state dict, got '
+                        f'{type(state_dict).__name__}')
+    return OrderedDict(convert_mmpretrain_state_dict(dict(state_dict), prefix))
+
+
+def export_backbone(src: str,
+                    dst: str,
+                    prefix: str = 'backbone.') -> Dict[str, Any]:
+    """Load ``src`` safely, keep its backbone and save it to ``dst``.
+
+    Returns:
+        dict: What was saved, ``{'meta': ..., 'state_dict': ...}``.
+    """
+    checkpoint = safe_torch_load(src)
+    state_dict = extract_backbone(checkpoint, prefix)
+    meta = dict(source=osp.basename(src), prefix=prefix)
+    src_meta = checkpoint.get('meta')
+    if isinstance(src_meta, Mapping):
+        for key in ('epoch', 'iter', 'mmengine_version'):
+            if key in src_meta:
+                meta[key] = src_meta[key]
+    out = dict(meta=meta, state_dict=state_dict)
+    _save(out, dst)
+    return out

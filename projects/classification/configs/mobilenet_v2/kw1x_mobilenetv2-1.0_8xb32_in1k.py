@@ -1,0 +1,15 @@
+_base_ = [
+    './mobilenetv2-1.0_8xb32-kw-recipe_in1k.py',
+    '../_base_/kw_temperature_annealing_15e.py'
+]
+
+# KernelWarehouse (1x) MobileNetV2 1.0
+# (`configs/mobilenetv2_100/kw1x_mobilenetv2_100.json`): label
+# smoothing 0.1 (the json, unlike the static and 1/2x ones, does not set
+# `smoothing: 0`, so `main.py`'s default applies); temperature annealed
+# 1 -> 0 over the first 15 epochs.
+model = dict(
+    backbone=dict(preset='kw1x', temperature=1.0),
+    head=dict(
+        loss=dict(
+            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')))
