@@ -34,11 +34,10 @@
 # - No `find_unused_parameters` (the release sets it; its backbones carry
 #   their unused ImageNet classifier): ours have none, and every trainable
 #   parameter is used (tests/test_tools/test_kw_e2e.py).
-#
-# Not reproduced: the release's KW ResNet builds every block with drop path
-# 0.1 (`KW_ResNet`'s default `drop_path_rate`, which its detection configs
-# leave as it is; its static ResNet and MobileNetV2 have none), and
-# DynamicResNet has no drop path.
+# - Drop path: the release's KW ResNet builds every block with drop path 0.1
+#   (`KW_ResNet`'s default `drop_path_rate`, which its detection configs
+#   leave as it is); its static ResNet and MobileNetV2 have none. The KW
+#   ResNet-50 configs set `drop_path_rate=0.1`.
 #
 # ImageNet weights: the release's detectors start from its own ImageNet
 # models; for the static ResNet-50, its `resnet50.json` model (300-epoch

@@ -175,12 +175,12 @@ def backbone_presets(backbone_cfg: dict) -> Tuple[str, ...]:
     return tuple(MODELS.get(backbone_cfg['type']).presets)
 
 
-def backbone_complexity(backbones: Sequence[str] = tuple(BACKBONE_CFGS),
-                        presets: Optional[Sequence[str]] = None,
-                        input_shape: Sequence[int] = (1, 3, 800, 1333),
-                        device: str = 'meta',
-                        layouts: Optional[Dict[str, dict]] = None
-                        ) -> List[Dict]:
+def backbone_complexity(
+        backbones: Sequence[str] = tuple(BACKBONE_CFGS),
+        presets: Optional[Sequence[str]] = None,
+        input_shape: Sequence[int] = (1, 3, 800, 1333),
+        device: str = 'meta',
+        layouts: Optional[Dict[str, dict]] = None) -> List[Dict]:
     """Parameters and FLOPs of every backbone preset (and extra layouts).
 
     The models are built on ``device``; the default ``'meta'`` allocates no
@@ -226,8 +226,7 @@ def backbone_complexity(backbones: Sequence[str] = tuple(BACKBONE_CFGS),
         base_flops = model_flops(static, input_shape)['total']
         del static
         own = backbone_presets(BACKBONE_CFGS[name])
-        variants = [(p, dict(preset=p)) for p in (presets or own)
-                    if p in own]
+        variants = [(p, dict(preset=p)) for p in (presets or own) if p in own]
         variants += [(row, dict(dynamic=layout))
                      for row, layout in (layouts or {}).items()]
         for row, kwargs in variants:

@@ -5,21 +5,24 @@
   allow-listed mmengine objects, named non-tensor entries;
 * :mod:`.keys`: the prefix helper and the unknown-key error;
 * :mod:`.key_maps`: one module per checkpoint layout, mapping its keys to
-  our backbones' (official ODConv / torchvision, mmpretrain / mmdet);
+  our backbones' (official ODConv / torchvision, official KernelWarehouse,
+  mmpretrain / mmdet);
 * :mod:`.backbone`: ImageNet weights into a dynamic backbone (dense starts
   asked of the conv family), strict by default;
-* :mod:`.released_detector`: the ODConv authors' MMDetection 2.x detectors;
+* :mod:`.released_detector`: the ODConv and KernelWarehouse authors'
+  MMDetection 2.x detectors;
 * :mod:`.model`: a whole detector / classifier checkpoint, strict by
   default (used by :class:`~dynconv_mmdet.engine.runner.SafeLoadRunner`
   and the demo's :class:`~.inferencer.StrictDetInferencer`);
 * :mod:`.convert`: the file conversions of ``tools/model_converters/``.
 """
 from .backbone import load_pretrained, match_state_dict
-from .convert import (convert_official_backbone,
+from .convert import (convert_kw_official_backbone, convert_official_backbone,
                       convert_released_detector_file, export_backbone,
                       extract_backbone)
 from .errors import CheckpointError, CheckpointMismatchError
-from .key_maps import (KeyMap, convert_mmpretrain_state_dict,
+from .key_maps import (KeyMap, convert_kernel_warehouse_state_dict,
+                       convert_mmpretrain_state_dict,
                        convert_official_state_dict, find_key_map,
                        non_tensor_entries, register_key_map,
                        registered_key_maps, to_backbone_state_dict)
@@ -31,7 +34,10 @@ from .reader import (NonTensorEntry, extract_state_dict,
                      register_safe_globals, resolve_checkpoint_path,
                      safe_torch_load)
 from .released_detector import (BACKBONE_ARCHS, CLASSIFIER_KEYS,
+                                RELEASED_DETECTORS, RELEASES,
                                 convert_released_detector,
+                                released_detector_layout,
+                                released_detector_release,
                                 released_detector_type)
 from .report import LoadReport, format_mismatch
 
@@ -47,5 +53,8 @@ __all__ = [
     'BACKBONE_ARCHS', 'CLASSIFIER_KEYS', 'convert_released_detector',
     'released_detector_type', 'compare_state_dict', 'load_state_dict_checked',
     'model_state_dict', 'load_model_checkpoint', 'convert_official_backbone',
-    'convert_released_detector_file', 'extract_backbone', 'export_backbone'
+    'convert_released_detector_file', 'extract_backbone', 'export_backbone',
+    'convert_kernel_warehouse_state_dict', 'convert_kw_official_backbone',
+    'RELEASED_DETECTORS', 'RELEASES', 'released_detector_layout',
+    'released_detector_release'
 ]

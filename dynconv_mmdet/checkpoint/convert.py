@@ -17,10 +17,13 @@ import torch.nn as nn
 from ..utils.formatting import format_listing
 from .backbone import match_state_dict
 from .errors import CheckpointMismatchError
-from .key_maps import convert_mmpretrain_state_dict
+from .key_maps import RELEASE_ARGS, convert_mmpretrain_state_dict, find_key_map
 from .key_maps.official import convert_official_state_dict
-from .reader import extract_state_dict, safe_torch_load
-from .released_detector import (CLASSIFIER_KEYS, convert_released_detector,
+from .keys import strip_prefix
+from .reader import NonTensorEntry, extract_state_dict, safe_torch_load
+from .released_detector import (convert_released_detector,
+                                released_detector_layout,
+                                released_detector_release,
                                 released_detector_type)
 from .report import format_mismatch
 
@@ -29,6 +32,22 @@ def _save(obj: Dict[str, Any], dst: str) -> None:
     if osp.dirname(dst):
         os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save(obj, dst)
+
+
+def _check_backbone(converted: Dict[str, Any], src: str,
+                    check_against: nn.Module, hint: str) -> None:
+    """Raise unless ``converted`` fits ``check_against`` exactly (every key,
+    no dense start)."""
+    _, report = match_state_dict(check_against, converted)
+    target = f'the {type(check_against).__name__} asked for'
+    if not report.fits:
+        raise CheckpointMismatchError(
+            format_mismatch(report, src, target, hint))
+    if report.expanded:
+        raise CheckpointMismatchError(
+            f'checkpoint {src} does not fit {target}: it holds dense conv '
+            f'weights ({format_listing(report.expanded)}), not the kernels '
+            f'of a dynamic conv. {hint}')
 
 
 def convert_official_backbone(
@@ -54,32 +73,90 @@ def convert_official_backbone(
     state_dict = extract_state_dict(safe_torch_load(src), src)
     converted = convert_official_state_dict(state_dict, arch)
     if check_against is not None:
-        _, report = match_state_dict(check_against, converted)
-        hint = ('Check --arch, --depth / --widen-factor and --kernel-num '
-                'against the released model.')
-        if not report.fits:
-            raise CheckpointMismatchError(
-                format_mismatch(
-                    report, src, f'the {type(check_against).__name__} asked '
-                    'for', hint))
-        if report.expanded:
-            raise CheckpointMismatchError(
-                f'checkpoint {src} does not fit the '
-                f'{type(check_against).__name__} asked for: it holds dense '
-                f'conv weights ({format_listing(report.expanded)}), not the '
-                f'kernels of a dynamic conv. {hint}')
+        _check_backbone(
+            converted, src, check_against,
+            'Check --arch, --depth / --widen-factor and --kernel-num '
+            'against the released model.')
     out = dict(
         state_dict=converted, meta=dict(source=osp.basename(src), arch=arch))
     _save(out, dst)
     return out
 
 
-def convert_released_detector_file(src: str, dst: str,
-                                   arch: str) -> Dict[str, Any]:
-    """A released ODConv MMDetection 2.x detector -> our detector file.
+#: The KernelWarehouse release's training arguments, kept as plain data.
+_KW_ARGS = NonTensorEntry(RELEASE_ARGS.key, RELEASE_ARGS.globals, keep=True)
+#: The entries of the release's ``args`` that say which model it is.
+_RELEASE_SETTINGS = ('model', 'reduction', 'cell_num_ratio',
+                     'cell_inplane_ratio', 'cell_outplane_ratio',
+                     'sharing_range', 'nonlocal_basis_ratio', 'epochs')
 
-    See :func:`~.released_detector.convert_released_detector`. mmdet 2.x's
-    ``meta['CLASSES']`` becomes 3.x's ``meta['dataset_meta']['classes']``.
+
+def convert_kw_official_backbone(
+        src: str,
+        dst: str,
+        arch: str,
+        check_against: Optional[nn.Module] = None) -> Dict[str, Any]:
+    """Official KernelWarehouse ImageNet checkpoint -> backbone checkpoint.
+
+    Reads the release's ``{'model': ..., 'args': argparse.Namespace, ...}``
+    files safely (the ``args`` object as inert data, see
+    :class:`~.reader.NonTensorEntry`); a ``module.`` prefix is removed. A
+    KW model (``kw_resnet*``, ``kw_mobilenetv2_*``, ``kw1d2x_*``) is mapped
+    by the KernelWarehouse key map (warehouses by index, the classifier and
+    its warehouse dropped); the release's static models (``resnet*``,
+    ``mobilenetv2_*``, the baselines of its detectors) by the torchvision
+    layout. The release's model name and KW settings (``args``) are kept in
+    ``meta['release_args']``.
+
+    Args:
+        src (str): The released file.
+        dst (str): Output path; not written when the check fails.
+        arch (str): ``'resnet'`` or ``'mobilenet_v2'``.
+        check_against (nn.Module, optional): A freshly built backbone (e.g.
+            ``DynamicResNet(depth=50, preset='kw1x')``) the result must fit
+            exactly.
+
+    Returns:
+        dict: What was saved, ``{'state_dict': ..., 'meta': ...}``.
+
+    Raises:
+        CheckpointMismatchError: The result does not fit ``check_against``
+            (the keys and shapes are listed).
+        KeyError: Keys that are not part of the release's models (listed).
+    """
+    ckpt = safe_torch_load(src, entries=(_KW_ARGS, ))
+    state_dict = strip_prefix(extract_state_dict(ckpt, src), 'module.')
+    layout = find_key_map(state_dict, arch)
+    converted = layout.to_backbone(state_dict, arch)
+    if check_against is not None:
+        _check_backbone(
+            converted, src, check_against,
+            'Check --arch, --depth / --widen-factor and --preset against the '
+            'released model (its json: e.g. kw1x_resnet50.json is --arch '
+            'resnet --depth 50 --preset kw1x).')
+    meta = dict(source=osp.basename(src), arch=arch, layout=layout.name)
+    args = ckpt.get(_KW_ARGS.key)
+    if isinstance(args, dict):
+        meta['release_args'] = {
+            k: args[k]
+            for k in _RELEASE_SETTINGS if k in args
+        }
+    out = dict(state_dict=converted, meta=meta)
+    _save(out, dst)
+    return out
+
+
+def convert_released_detector_file(
+        src: str,
+        dst: str,
+        arch: str,
+        release: Optional[str] = None) -> Dict[str, Any]:
+    """A released ODConv / KernelWarehouse MMDetection 2.x detector -> our
+    detector file.
+
+    See :func:`~.released_detector.convert_released_detector` (``release``
+    ``None``: told from the keys). mmdet 2.x's ``meta['CLASSES']`` becomes
+    3.x's ``meta['dataset_meta']['classes']``.
 
     Returns:
         dict: What was saved (``state_dict`` and ``meta``).
@@ -87,14 +164,16 @@ def convert_released_detector_file(src: str, dst: str,
     ckpt = safe_torch_load(src)
     state_dict = ckpt.get('state_dict', ckpt)
     src_meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
-    converted = convert_released_detector(state_dict, arch)
+    release = release or released_detector_release(state_dict)
+    converted = convert_released_detector(state_dict, arch, release)
     dropped = [
-        k for k in CLASSIFIER_KEYS[arch]
+        k for k in released_detector_layout(arch, release).classifier_keys
         if k in state_dict or f'module.{k}' in state_dict
     ]
     meta = dict(
         source=osp.abspath(src),
         converter='dynconv_mmdet.checkpoint.convert_released_detector',
+        release=release,
         arch=arch,
         detector=released_detector_type(state_dict),
         dropped_keys=dropped,

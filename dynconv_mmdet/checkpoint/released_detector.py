@@ -1,21 +1,27 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
-"""Convert the ODConv authors' released COCO detectors (MMDetection 2.x).
+"""Convert the authors' released COCO detectors (MMDetection 2.x).
 
-The OSVAI/ODConv release (``object_detection/``) trained Faster R-CNN and
-Mask R-CNN with FPN on COCO in MMDetection 2.x, with the backbones
-``OD_ResNet`` (depth 50) and ``OD_MobileNetV2`` (width 1.0), both with
-``kernel_num=4`` and ``reduction=0.0625`` (ODConv 4x). Their state dicts are
-laid out as follows:
+Two releases trained Faster R-CNN / Mask R-CNN with FPN on COCO in
+MMDetection 2.x, each with its ResNet-50 and MobileNetV2 1.0 backbones:
 
-* ``backbone.*``: the *classification* module names of the official
-  OD-ResNet / OD-MobileNetV2 (torchvision-like ``conv1``, ``bn1``,
-  ``layerX.Y.convZ[.attention.*]``, ``layerX.Y.downsample.{0,1}`` /
-  ``features.N...``), including the ImageNet classifier that the detection
-  backbones still construct but never call (``fc.{weight,bias}`` for
-  OD-ResNet, ``classifier.1.{weight,bias}`` for OD-MobileNetV2). The
-  classifier is dropped; everything else is mapped by the official key
-  map (:func:`~dynconv_mmdet.checkpoint.key_maps.official.`
-  ``convert_official_state_dict``).
+* **ODConv** (github OSVAI/ODConv, ``object_detection/``): ``OD_ResNet``
+  and ``OD_MobileNetV2`` with ``kernel_num=4`` and ``reduction=0.0625``
+  (ODConv 4x), Faster and Mask R-CNN;
+* **KernelWarehouse** (github OSVAI/KernelWarehouse, ``detection/``):
+  ``KW_ResNet`` (depth 50) and ``KW_MobileNetV2`` (width 1.0) with
+  ``cell_num_ratio`` 1 or 4 (KW 1x / 4x), Mask R-CNN.
+
+Their state dicts are laid out as follows:
+
+* ``backbone.*``: the *classification* module names of the released
+  ImageNet models, including their ImageNet classifier, which the detection
+  backbones still construct but never call (``fc.{weight,bias}`` for the
+  ResNets; ``classifier.1.{weight,bias}`` for OD-MobileNetV2,
+  ``classifier.{weight,bias}`` for KW-MobileNetV2). The classifier is
+  dropped; the rest is mapped by the release's backbone key map
+  (:func:`~.key_maps.official.convert_official_state_dict`,
+  :func:`~.key_maps.kernel_warehouse.convert_kernel_warehouse_state_dict`:
+  KW warehouses by index, ``backbone.warehouse_manager.weights.<i>``).
 * ``neck.*``, ``rpn_head.*``, ``roi_head.*``: MMDetection 2.x ``FPN``,
   ``RPNHead``, ``StandardRoIHead`` with ``Shared2FCBBoxHead`` (and
   ``FCNMaskHead``). Their parameter names (and the background-last class
@@ -23,27 +29,136 @@ laid out as follows:
   as they are, after checking each against the known names.
 
 Any other key raises, so a checkpoint of another layout is never loaded
-half-way.
+half-way. One table, :data:`RELEASED_DETECTORS`, describes each layout.
 
-Source of these facts: the release's ``object_detection/configs/odconv/*.py``
-and ``object_detection/mmdet/models/backbones/od_{resnet,mobilenetv2}.py``
-(github.com/OSVAI/ODConv).
+Sources: the releases' ``object_detection/configs/odconv/*.py``,
+``object_detection/mmdet/models/backbones/od_{resnet,mobilenetv2}.py``,
+``detection/configs/kernelwarehouse/*/*.py`` and
+``detection/mmdet/models/backbones/kw_{resnet,mobilenetv2}.py``.
 """
 import re
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Pattern, Tuple
 
 from ..utils.formatting import format_listing
+from .key_maps.kernel_warehouse import (convert_kernel_warehouse_state_dict,
+                                        is_kernel_warehouse_state_dict)
 from .key_maps.official import convert_official_state_dict
-from .keys import strip_prefix
+from .keys import StateDict, strip_prefix
+
+# Parameter / buffer names relative to a module of a released backbone.
+# (``_BN`` alone: a static conv's weight or a norm.)
+_BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
+_OD_LEAF = (rf'({_BN}|attention\.fc\.weight|attention\.bn\.{_BN}'
+            r'|attention\.(channel_fc|filter_fc|spatial_fc|kernel_fc)'
+            r'\.(weight|bias))')
+_KW_LEAF = (rf'({_BN}|attention\.norm1\.{_BN}'
+            r'|attention\.(fc1|fc2|fc3)\.(weight|bias)'
+            r'|attention\.basis_bias)')
+_KW_WAREHOUSE = r'|warehouse_manager\.weights\.\d+'
+
+
+def _resnet_pattern(leaf: str, extra: str = '') -> Pattern:
+    return re.compile(r'(conv1|bn1|layer(?P<stage>[1-4])\.(?P<block>\d+)\.'
+                      rf'(conv[1-3]|bn[1-3]|downsample\.[01]))\.{leaf}'
+                      f'{extra}')
+
+
+def _mobilenet_v2_pattern(leaf: str, extra: str = '') -> Pattern:
+    # the feature indices are checked by the backbone key map
+    return re.compile(rf'features\.\d+\.(\d+\.|conv\.\d+\.(\d+\.)?){leaf}'
+                      f'{extra}')
+
+
+class ReleasedDetectorLayout(NamedTuple):
+    """The ``backbone.`` layout of one release's detectors.
+
+    Attributes:
+        release (str): ``'odconv'`` or ``'kw'``.
+        arch (str): ``'r50'`` or ``'mbv2'``.
+        backbone (str): What the release trained, for messages.
+        backbone_arch (str): ``pretrained_arch`` of our backbone.
+        classifier_keys (tuple[str]): The unused ImageNet classifier.
+        pattern (Pattern): Full match of a backbone key (``backbone.``
+            removed, classifier excluded).
+        to_backbone (callable): ``(state_dict, backbone_arch) ->
+            state_dict``: released backbone keys -> ours.
+        configs (str): Our configs that the result loads into.
+    """
+    release: str
+    arch: str
+    backbone: str
+    backbone_arch: str
+    classifier_keys: Tuple[str, ...]
+    pattern: Pattern
+    to_backbone: Callable[[StateDict, str], StateDict]
+    configs: str
+
+
+#: ``(release, arch) -> layout`` of every released detector family.
+RELEASED_DETECTORS: Dict[Tuple[str, str], ReleasedDetectorLayout] = {
+    ('odconv', 'r50'):
+    ReleasedDetectorLayout(
+        release='odconv',
+        arch='r50',
+        backbone='OD-ResNet-50 4x',
+        backbone_arch='resnet',
+        classifier_keys=('backbone.fc.weight', 'backbone.fc.bias'),
+        pattern=_resnet_pattern(_OD_LEAF),
+        to_backbone=convert_official_state_dict,
+        configs='configs/odconv4x_{faster,mask}_rcnn_r50_fpn_1x.py'),
+    ('odconv', 'mbv2'):
+    ReleasedDetectorLayout(
+        release='odconv',
+        arch='mbv2',
+        backbone='OD-MobileNetV2 1.0 4x',
+        backbone_arch='mobilenet_v2',
+        classifier_keys=('backbone.classifier.1.weight',
+                         'backbone.classifier.1.bias'),
+        pattern=_mobilenet_v2_pattern(_OD_LEAF),
+        to_backbone=convert_official_state_dict,
+        configs='configs/odconv4x_{faster,mask}_rcnn_mbv2_fpn_1x.py'),
+    ('kw', 'r50'):
+    ReleasedDetectorLayout(
+        release='kw',
+        arch='r50',
+        backbone='KW-ResNet-50 1x / 4x',
+        backbone_arch='resnet',
+        classifier_keys=('backbone.fc.weight', 'backbone.fc.bias'),
+        pattern=_resnet_pattern(_KW_LEAF, _KW_WAREHOUSE),
+        to_backbone=convert_kernel_warehouse_state_dict,
+        configs='configs/kw{1,4}x_mask_rcnn_r50_fpn_{adamw_,}1x.py'),
+    ('kw', 'mbv2'):
+    ReleasedDetectorLayout(
+        release='kw',
+        arch='mbv2',
+        backbone='KW-MobileNetV2 1.0 1x / 4x',
+        backbone_arch='mobilenet_v2',
+        classifier_keys=('backbone.classifier.weight',
+                         'backbone.classifier.bias'),
+        pattern=_mobilenet_v2_pattern(_KW_LEAF, _KW_WAREHOUSE),
+        to_backbone=convert_kernel_warehouse_state_dict,
+        configs='configs/kw{1,4}x_mask_rcnn_mbv2_fpn_{adamw_,}1x.py'),
+}
+
+#: The releases, as :func:`convert_released_detector` names them.
+RELEASES: Tuple[str, ...] = tuple(
+    sorted({release
+            for release, _ in RELEASED_DETECTORS}))
 
 #: ``arch`` of :func:`convert_released_detector` -> ``arch`` of the backbone
-#: converter ``convert_official_state_dict``.
-BACKBONE_ARCHS: Dict[str, str] = {'r50': 'resnet', 'mbv2': 'mobilenet_v2'}
+#: key maps.
+BACKBONE_ARCHS: Dict[str, str] = {
+    arch: layout.backbone_arch
+    for (release, arch), layout in RELEASED_DETECTORS.items()
+    if release == 'odconv'
+}
 
-#: Keys of the unused ImageNet classifier inside the released backbones.
+#: Keys of the unused ImageNet classifier inside the released ODConv
+#: backbones (KW: :data:`RELEASED_DETECTORS`).
 CLASSIFIER_KEYS: Dict[str, Tuple[str, ...]] = {
-    'r50': ('backbone.fc.weight', 'backbone.fc.bias'),
-    'mbv2': ('backbone.classifier.1.weight', 'backbone.classifier.1.bias'),
+    arch: layout.classifier_keys
+    for (release, arch), layout in RELEASED_DETECTORS.items()
+    if release == 'odconv'
 }
 
 _HEAD_PATTERNS = tuple(
@@ -55,34 +170,16 @@ _HEAD_PATTERNS = tuple(
         r'roi_head\.mask_head\.(convs\.\d+\.conv|upsample|conv_logits)'
         r'\.(weight|bias)',
     ))
-
-# Parameter / buffer names of an official ODConv2d, a BatchNorm2d or a plain
-# conv, relative to the module.
-_BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
-_LEAF = (r'(weight|bias|running_mean|running_var|num_batches_tracked'
-         rf'|attention\.fc\.weight|attention\.bn\.{_BN}'
-         r'|attention\.(channel_fc|filter_fc|spatial_fc|kernel_fc)'
-         r'\.(weight|bias))')
-# Official detection backbone keys (``backbone.`` removed, classifier
-# excluded). OD-ResNet-50 is checked down to the block index; the
-# OD-MobileNetV2 feature indices are checked by the backbone converter.
-_BACKBONE_PATTERNS = {
-    'r50':
-    re.compile(r'(conv1|bn1|layer(?P<stage>[1-4])\.(?P<block>\d+)\.'
-               rf'(conv[1-3]|bn[1-3]|downsample\.[01]))\.{_LEAF}'),
-    'mbv2':
-    re.compile(rf'features\.\d+\.(\d+\.|conv\.\d+\.(\d+\.)?){_LEAF}'),
-}
 _R50_BLOCKS = (3, 4, 6, 3)
 
 
-def _is_backbone_key(key: str, arch: str) -> bool:
-    """Whether ``key`` (without ``backbone.``) is an official detection
-    backbone key of ``arch``."""
-    match = _BACKBONE_PATTERNS[arch].fullmatch(key)
+def _is_backbone_key(key: str, layout: ReleasedDetectorLayout) -> bool:
+    """Whether ``key`` (without ``backbone.``) is a released detection
+    backbone key of ``layout``."""
+    match = layout.pattern.fullmatch(key)
     if match is None:
         return False
-    if arch == 'r50' and match.group('stage') is not None:
+    if layout.arch == 'r50' and match.group('stage') is not None:
         stage = int(match.group('stage'))
         return int(match.group('block')) < _R50_BLOCKS[stage - 1]
     return True
@@ -98,33 +195,61 @@ def released_detector_type(state_dict: dict) -> str:
     return 'FasterRCNN'
 
 
-def convert_released_detector(state_dict: dict, arch: str) -> dict:
-    """Map a released ODConv MMDetection 2.x detector state dict to ours.
+def released_detector_release(state_dict: dict) -> str:
+    """``'kw'`` if the backbone holds KernelWarehouse warehouses, else
+    ``'odconv'``."""
+    backbone = strip_prefix(
+        strip_prefix(state_dict, 'module.'), 'backbone.', only=True)
+    return 'kw' if is_kernel_warehouse_state_dict(backbone) else 'odconv'
 
-    The result loads with ``strict=True`` into the models of
-    ``configs/odconv4x_{faster,mask}_rcnn_{r50,mbv2}_fpn_1x.py`` (backbones
-    ``DynamicResNet(depth=50, preset='odconv4x')`` and
-    ``DynamicMobileNetV2(widen_factor=1.0, preset='odconv4x',
-    out_indices=(1, 2, 4, 7))``). The input is not modified; tensors are
-    not copied.
+
+def released_detector_layout(arch: str,
+                             release: str) -> ReleasedDetectorLayout:
+    """The layout of ``release``'s ``arch`` detectors.
+
+    Raises:
+        ValueError: An unknown ``arch`` or ``release``.
+    """
+    if release not in RELEASES:
+        raise ValueError(f'Unknown release {release!r}; expected one of '
+                         f'{list(RELEASES)}.')
+    arches = sorted(a for r, a in RELEASED_DETECTORS if r == release)
+    if arch not in arches:
+        raise ValueError(f'Unknown arch {arch!r}; expected one of {arches}.')
+    return RELEASED_DETECTORS[release, arch]
+
+
+def convert_released_detector(state_dict: dict,
+                              arch: str,
+                              release: Optional[str] = None) -> dict:
+    """Map a released MMDetection 2.x detector state dict to ours.
+
+    The result loads with ``strict=True`` into the models of the configs
+    named by the layout (:data:`RELEASED_DETECTORS`): for ODConv
+    ``configs/odconv4x_{faster,mask}_rcnn_{r50,mbv2}_fpn_1x.py``
+    (``DynamicResNet(depth=50, preset='odconv4x')``,
+    ``DynamicMobileNetV2(widen_factor=1.0, preset='odconv4x')``), for
+    KernelWarehouse ``configs/kw{1,4}x_mask_rcnn_{r50,mbv2}_fpn_*1x.py``
+    (presets ``kw1x`` / ``kw4x``, the released ``cell_num_ratio``). The input
+    is not modified; tensors are not copied.
 
     Args:
         state_dict (dict): ``checkpoint['state_dict']`` of a released
             checkpoint (a ``module.`` prefix on every key is accepted).
-        arch (str): ``'r50'`` (OD-ResNet-50 4x) or ``'mbv2'``
-            (OD-MobileNetV2 1.0 4x).
+        arch (str): ``'r50'`` (ResNet-50) or ``'mbv2'`` (MobileNetV2 1.0).
+        release (str, optional): ``'odconv'`` or ``'kw'``; default: ``'kw'``
+            if the backbone holds KernelWarehouse warehouses
+            (``backbone.warehouse_manager.weights.<i>``), else ``'odconv'``.
 
     Returns:
         dict: The converted state dict.
 
     Raises:
         KeyError: If there are keys outside the released layout (listed).
-        ValueError: If ``arch`` is unknown, the input is a whole checkpoint
-            rather than its state dict, or it has no backbone keys.
+        ValueError: If ``arch`` or ``release`` is unknown, the input is a
+            whole checkpoint rather than its state dict, has no backbone
+            keys, or is a detector of the other release.
     """
-    if arch not in BACKBONE_ARCHS:
-        raise ValueError(f'Unknown arch {arch!r}; expected one of '
-                         f'{sorted(BACKBONE_ARCHS)}.')
     if not isinstance(state_dict, dict):
         raise TypeError(f'state_dict must be a dict, got '
                         f'{type(state_dict).__name__}.')
@@ -132,15 +257,25 @@ def convert_released_detector(state_dict: dict, arch: str) -> dict:
         raise ValueError('Got a whole checkpoint; pass '
                          "checkpoint['state_dict'] instead.")
     state_dict = strip_prefix(state_dict, 'module.')
+    found = released_detector_release(state_dict)
+    layout = released_detector_layout(arch, release or found)
+    if release is not None and release != found and any(
+            k.startswith('backbone.') for k in state_dict):
+        holds = 'holds' if found == 'kw' else 'holds no'
+        raise ValueError(
+            f'this is not a released {layout.backbone} detector: its '
+            f'backbone {holds} KernelWarehouse warehouses (backbone.'
+            f'warehouse_manager.weights.<i>); convert it with '
+            f'release={found!r}.')
 
     backbone: dict = {}
     converted: dict = {}
     unknown: List[str] = []
     for key, value in state_dict.items():
-        if key in CLASSIFIER_KEYS[arch]:
+        if key in layout.classifier_keys:
             continue
         if key.startswith('backbone.') and _is_backbone_key(
-                key[len('backbone.'):], arch):
+                key[len('backbone.'):], layout):
             backbone[key[len('backbone.'):]] = value
         elif any(p.fullmatch(key) for p in _HEAD_PATTERNS):
             converted[key] = value
@@ -148,14 +283,14 @@ def convert_released_detector(state_dict: dict, arch: str) -> dict:
             unknown.append(key)
     if unknown:
         raise KeyError(
-            f'{len(unknown)} key(s) are not part of a released ODConv '
-            f'Faster/Mask R-CNN ({arch}) checkpoint: '
+            f'{len(unknown)} key(s) are not part of a released '
+            f'{layout.backbone} Faster/Mask R-CNN ({arch}) checkpoint: '
             f'{format_listing(unknown)}')
     if not backbone:
         raise ValueError('No "backbone." keys found; this is not a released '
-                         'ODConv detector checkpoint.')
+                         f'{layout.backbone} detector checkpoint.')
     try:
-        backbone = convert_official_state_dict(backbone, BACKBONE_ARCHS[arch])
+        backbone = layout.to_backbone(backbone, layout.backbone_arch)
     except KeyError as err:
         raise KeyError(f'"backbone." keys of the released {arch} detector: '
                        f'{err.args[0]}') from err

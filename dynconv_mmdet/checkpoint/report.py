@@ -56,12 +56,13 @@ def format_mismatch(report: LoadReport, source: str, target: str,
             lines.append(f'  {title} ({len(items)}):')
             lines.append('    ' + format_listing(items, sep='\n    '))
 
+    # a refused dense start first: it is the cause of what is then missing
+    section('dense start refused by the conv family',
+            [f'{k}: {reason}' for k, reason in report.refused])
     section('missing in the checkpoint', report.missing)
     section('unexpected in the checkpoint', report.unexpected)
     section(
         'shape mismatch (key: checkpoint vs model)',
         [f'{k}: {tuple(a)} vs {tuple(b)}' for k, a, b in report.mismatched])
-    section('dense start refused by the conv family',
-            [f'{k}: {reason}' for k, reason in report.refused])
     lines.append(hint)
     return '\n'.join(lines)

@@ -1,6 +1,10 @@
-"""Reference computations for tests."""
+"""Reference computations and isolation helpers for tests."""
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
+from mmengine.registry import DefaultScope
 from torch import Tensor
 
 
@@ -44,3 +48,20 @@ def naive_dynamic_conv(x: Tensor, layer) -> Tensor:
             y = y + layer.bias.view(1, -1, 1, 1)
         outs.append(y)
     return torch.cat(outs)
+
+
+@contextmanager
+def isolated_default_scope() -> Iterator[None]:
+    """Undo, on exit, every mmengine default scope set inside the context.
+
+    An mmengine ``Runner`` (or anything calling
+    ``DefaultScope.get_instance``) makes its scope the current one for the
+    rest of the process; a test that builds one would change which registry
+    the tests after it build from.
+    """
+    saved = DefaultScope._instance_dict.copy()
+    try:
+        yield
+    finally:
+        DefaultScope._instance_dict.clear()
+        DefaultScope._instance_dict.update(saved)

@@ -285,6 +285,10 @@ def _check_release_recipe(cfg: Config, meta: dict, sgd_config: str) -> None:
     assert backbone.norm_eval is True
     assert backbone.freeze_shared_state is False
     assert backbone.temperature is None
+    # the release's KW ResNet trains with drop path 0.1 on every block; its
+    # static ResNet, its MobileNetV2 and ODConv's backbones have none
+    kw_resnet = (meta['Backbone'] == 'ResNet-50' and preset.startswith('kw'))
+    assert backbone.get('drop_path_rate', 0.0) == (0.1 if kw_resnet else 0.0)
     if preset == 'static':
         checkpoint = RELEASE_STATIC_CHECKPOINTS[meta['Backbone']]
     else:
@@ -301,7 +305,8 @@ def _check_release_recipe(cfg: Config, meta: dict, sgd_config: str) -> None:
     for side in (ours, theirs):
         side['model']['backbone'] = _without(side['model']['backbone'],
                                              'frozen_stages',
-                                             'freeze_shared_state', 'init_cfg')
+                                             'freeze_shared_state', 'init_cfg',
+                                             'drop_path_rate')
         side['train_dataloader']['dataset'] = _without(
             side['train_dataloader']['dataset'], 'pipeline')
     assert ours == theirs

@@ -15,7 +15,6 @@ import json
 import os
 import os.path as osp
 import pickle
-import socket
 import subprocess
 import sys
 from types import ModuleType
@@ -27,6 +26,7 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
+from dynconv_mmdet.testing.distributed import ddp_train_worker, free_port
 from dynconv_mmdet.testing.malicious import save_malicious_checkpoint
 from dynconv_mmdet.testing.toy_detection import write_toy_config
 from tools.misc.generate_toy_coco import generate_toy_coco
@@ -251,95 +251,16 @@ def test_checkpoint_with_arbitrary_object_is_refused(toy_root, tmp_path,
     assert not osp.exists(osp.join(str(tmp_path / 'work'), 'iter_2.pth'))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def _dist_worker(rank: int, world_size: int, port: int, cfg_file: str,
-                 out_dir: str, iters: int) -> None:
-    """One rank: the model wrapping mmengine's Runner applies on GPUs
-    (MMDistributedDataParallel, broadcast_buffers=False,
-    find_unused_parameters=False), on the CPU with gloo."""
-    import torch.distributed as dist
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.model import MMDistributedDataParallel
-    from mmengine.optim import build_optim_wrapper
-    from mmengine.runner import Runner
-
-    import dynconv_mmdet  # noqa: F401
-
-    torch.set_num_threads(1)
-    os.environ.update(
-        MASTER_ADDR='127.0.0.1',
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size))
-    dist.init_process_group('gloo', rank=rank, world_size=world_size)
-    try:
-        register_all_modules(init_default_scope=True)
-        torch.manual_seed(rank)  # different init on each rank on purpose
-        cfg = Config.fromfile(cfg_file)
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-        # as Runner._init_model_weights: rank 0's weights everywhere
-        for value in model.state_dict().values():
-            dist.broadcast(value, 0)
-        ddp = MMDistributedDataParallel(
-            module=model,
-            broadcast_buffers=False,
-            find_unused_parameters=False)
-        optim_wrapper = build_optim_wrapper(ddp, cfg.optim_wrapper)
-        loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
-
-        trainable = {
-            n: p
-            for n, p in model.named_parameters() if p.requires_grad
-        }
-        got_grad = set()
-        for name, param in trainable.items():
-            param.register_hook(
-                lambda grad, name=name: got_grad.add(name)
-                if grad is not None and torch.isfinite(grad).all() else None)
-        ddp.train()
-        losses = []
-        data_iter = iter(loader)
-        for _ in range(iters):
-            try:
-                data = next(data_iter)
-            except StopIteration:
-                data_iter = iter(loader)
-                data = next(data_iter)
-            log_vars = ddp.train_step(data, optim_wrapper)
-            losses.append(float(log_vars['loss']))
-
-        flat = torch.cat([p.detach().flatten() for p in trainable.values()])
-        gathered = [torch.empty_like(flat) for _ in range(world_size)]
-        dist.all_gather(gathered, flat)
-        result = dict(
-            rank=rank,
-            num_trainable=len(trainable),
-            no_grad=sorted(set(trainable) - got_grad),
-            max_diff=max(float((g - flat).abs().max()) for g in gathered),
-            losses=losses)
-        with open(osp.join(out_dir, f'rank{rank}.json'), 'w') as f:
-            json.dump(result, f)
-    finally:
-        dist.destroy_process_group()
-
-
 def test_distributed_training_two_processes(toy_root, tmp_path):
     import torch.multiprocessing as mp
     cfg_file = _write_config(
         str(tmp_path / 'tiny.py'), toy_root, iters=3, ckpt_interval=3)
     out_dir = str(tmp_path)
     iters = 3
+    # the worker lives in an importable module: spawned processes import it
     mp.spawn(
-        _dist_worker,
-        args=(2, _free_port(), cfg_file, out_dir, iters),
+        ddp_train_worker,
+        args=(2, free_port(), cfg_file, out_dir, iters),
         nprocs=2,
         join=True)
     results = []

@@ -190,8 +190,7 @@ def test_train_tool_stops_before_building_the_runner(tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     train = _load_tool('train')
     built = []
-    monkeypatch.setattr(train.Runner, 'from_cfg',
-                        classmethod(lambda cls, cfg: built.append(cfg)))
+    monkeypatch.setattr(train.RUNNERS, 'build', built.append)
     with pytest.raises(SystemExit) as info:
         train.main([COCO_CONFIG, '--work-dir', str(tmp_path / 'work')])
     msg = str(info.value.code)
@@ -213,9 +212,8 @@ def test_train_tool_from_scratch_override(toy_root, tmp_path, monkeypatch):
         def train(self):
             built.append('trained')
 
-    monkeypatch.setattr(
-        train.Runner, 'from_cfg',
-        classmethod(lambda cls, cfg: built.append(cfg) or _FakeRunner()))
+    monkeypatch.setattr(train.RUNNERS, 'build',
+                        lambda cfg: built.append(cfg) or _FakeRunner())
     toy_cfg = _toy_cfg(toy_root)
     cfg_file = str(tmp_path / 'cfg.py')
     toy_cfg.model.backbone.init_cfg = dict(
@@ -349,8 +347,6 @@ def test_train_tool_check_images_flag(toy_root, tmp_path, monkeypatch):
         built.append(cfg)
         return _FakeRunner()
 
-    monkeypatch.setattr(train.Runner, 'from_cfg',
-                        classmethod(lambda cls, cfg: build(cfg)))
     monkeypatch.setattr(train.RUNNERS, 'build', build)
     with pytest.raises(SystemExit) as info:
         train.main([cfg_file])

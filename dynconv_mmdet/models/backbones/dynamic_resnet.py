@@ -41,8 +41,9 @@ def _last_branch_module(block: nn.Module) -> nn.Module:
         return getattr(block, plugins[-1]) if plugins else block.norm3
     if isinstance(block, BasicBlock):
         return block.norm2
-    raise TypeError(f'DynamicResNet: drop_path_rate needs mmdet BasicBlock or '
-                    f'Bottleneck blocks, got {type(block).__name__}')
+    raise TypeError('DynamicResNet: drop_path_rate > 0 needs mmdet BasicBlock '
+                    f'or Bottleneck blocks, got {type(block).__name__}; use '
+                    'drop_path_rate=0 with other blocks')
 
 
 @MODELS.register_module()
@@ -136,8 +137,9 @@ class DynamicResNet(DynamicBackboneMixin, ResNet):
     def _add_drop_path(self, rate: float) -> None:
         """Stochastic depth with ``rate`` on every block's residual branch
         (nothing at all when 0)."""
-        if isinstance(rate, bool) or not isinstance(
-                rate, (int, float)) or not 0.0 <= rate < 1.0:
+        is_number = isinstance(rate,
+                               (int, float)) and not isinstance(rate, bool)
+        if not (is_number and 0.0 <= rate < 1.0):
             raise ValueError(
                 f'{type(self).__name__}: drop_path_rate must be a number in '
                 f'[0, 1), e.g. 0.1; got {rate!r}')

@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import dynconv_mmdet  # noqa: F401
@@ -28,6 +29,13 @@ def data_root(tmp_path_factory) -> str:
     return root
 
 
+def _build(model_cfg):
+    # the project's models live in mmpretrain's scope, whatever the scope a
+    # previous test left current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(model_cfg)
+
+
 def _run_test_tool(monkeypatch, argv) -> None:
     tool = importlib.import_module('projects.classification.tools.test')
     monkeypatch.setattr(sys, 'argv', ['test.py'] + argv)
@@ -44,7 +52,7 @@ def _options(data_root: str, work_dir: str) -> list:
 def test_test_tool_refuses_another_model(data_root, tmp_path, monkeypatch):
     cfg = Config.fromfile(TOY_CONFIG)
     cfg.model.head.num_classes = 5  # another data set
-    other = MODELS.build(cfg.model)
+    other = _build(cfg.model)
     path = str(tmp_path / 'other.pth')
     torch.save({'state_dict': other.state_dict(), 'meta': {}}, path)
     with pytest.raises(SystemExit) as err:
@@ -57,7 +65,7 @@ def test_test_tool_refuses_another_model(data_root, tmp_path, monkeypatch):
 
 def test_test_tool_refuses_malicious_weights(data_root, tmp_path, monkeypatch):
     marker = str(tmp_path / 'pwned')
-    model = MODELS.build(Config.fromfile(TOY_CONFIG).model)
+    model = _build(Config.fromfile(TOY_CONFIG).model)
     evil = save_malicious_checkpoint(
         str(tmp_path / 'evil.pth'), marker, state_dict=model.state_dict())
     monkeypatch.setenv(UNSAFE_ENV, '1')

@@ -62,12 +62,12 @@ ARCHS = {
     'resnet18': (DynamicResNet, 'depth', 18, 'resnet'),
     'resnet50': (DynamicResNet, 'depth', 50, 'resnet'),
     'resnet101': (DynamicResNet, 'depth', 101, 'resnet'),
-    'mobilenetv2-1.0': (DynamicMobileNetV2, 'widen_factor', 1.0,
-                        'mobilenet_v2'),
-    'mobilenetv2-0.75': (DynamicMobileNetV2, 'widen_factor', 0.75,
-                         'mobilenet_v2'),
-    'mobilenetv2-0.5': (DynamicMobileNetV2, 'widen_factor', 0.5,
-                        'mobilenet_v2'),
+    'mobilenetv2-1.0':
+    (DynamicMobileNetV2, 'widen_factor', 1.0, 'mobilenet_v2'),
+    'mobilenetv2-0.75':
+    (DynamicMobileNetV2, 'widen_factor', 0.75, 'mobilenet_v2'),
+    'mobilenetv2-0.5':
+    (DynamicMobileNetV2, 'widen_factor', 0.5, 'mobilenet_v2'),
 }
 
 # ODConv paper (Li, Zhou and Yao, ICLR 2022): the families it compares, each
@@ -95,15 +95,18 @@ KW_RELEASED = {
 # smoothing. MobileNetV2 KW 1x / 4x keep main.py's smoothing 0.1: their json
 # does not set `smoothing: 0` as the static and 1/2x ones do.
 KW_JSON = {
-    'resnet18': dict(
+    'resnet18':
+    dict(
         drop_path=dict(static=0.0, kw1d4x=0.0, kw1d2x=0.0, default=0.1),
         mixup=dict(kw1d4x=False, default=True),
         smoothing=dict(default=0.1)),
-    'resnet50': dict(
+    'resnet50':
+    dict(
         drop_path=dict(default=0.1),
         mixup=dict(default=True),
         smoothing=dict(default=0.1)),
-    'mobilenetv2': dict(
+    'mobilenetv2':
+    dict(
         drop_path=dict(default=None),
         mixup=dict(default=False),
         smoothing=dict(kw1x=0.1, kw4x=0.1, default=0.0)),
@@ -335,9 +338,8 @@ def test_config_follows_the_kernelwarehouse_release(name, arch, preset):
             'RandAugment', 'RandomErasing', 'PackInputs'
         ]
         crop, flip, randaug, erase = train_pipe[1:5]
-        assert (crop.scale, crop.backend, crop.interpolation) == (224,
-                                                                  'pillow',
-                                                                  'bicubic')
+        assert (crop.scale, crop.backend,
+                crop.interpolation) == (224, 'pillow', 'bicubic')
         assert flip.prob == 0.5
         # rand-m9-mstd0.5-inc1: 2 ops of timm's increasing set, m 9 +- 0.5
         assert (randaug.policies, randaug.num_policies, randaug.total_level,
@@ -452,7 +454,8 @@ def test_kernelwarehouse_recipes_do_not_decay_1d_parameters_or_biases(name):
         optimizer = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
     decay = {
         id(p): group['weight_decay']
-        for group in optimizer.param_groups for p in group['params']
+        for group in optimizer.param_groups
+        for p in group['params']
     }
     params = dict(model.named_parameters())
     assert len(decay) == len(params)
@@ -639,8 +642,7 @@ def train_toy(name: str, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp(f'cls_{name}')
     data_root = str(tmp / 'toy_imagenet')
     generate_toy_imagenet(data_root)
-    train_tool = importlib.import_module(
-        'projects.classification.tools.train')
+    train_tool = importlib.import_module('projects.classification.tools.train')
 
     def make_cfg(argv: List[str]) -> Config:
         old = sys.argv
@@ -735,7 +737,8 @@ def test_kw_toy_trains_with_the_release_recipe(kw_toy):
     assert type(optimizer).__name__ == 'AdamW'
     decay = {
         id(p): group['weight_decay']
-        for group in optimizer.param_groups for p in group['params']
+        for group in optimizer.param_groups
+        for p in group['params']
     }
     for key, param in model.named_parameters():
         exempt = param.ndim == 1 or key.endswith('.bias')
@@ -753,8 +756,10 @@ def test_kw_toy_trains_with_the_release_recipe(kw_toy):
     assert list(augments.probs) == [0.5, 0.5, 0.0]
     assert isinstance(model.head.loss_module, LabelSmoothLoss)
     assert model.head.loss_module.label_smooth_val == 0.1
-    blocks = [b for n in model.backbone.res_layers
-              for b in getattr(model.backbone, n)]
+    blocks = [
+        b for n in model.backbone.res_layers
+        for b in getattr(model.backbone, n)
+    ]
     assert [b.drop_path.drop_prob for b in blocks] == [0.1] * len(blocks)
 
 
@@ -763,7 +768,7 @@ def test_test_tool_reports_top1_top5_at_trained_temperature(toy_run):
     tmp, data_root = toy_run['tmp'], toy_run['data_root']
     start, end, config = toy_run['start'], toy_run['end'], toy_run['config']
     for ckpt, expected in (('epoch_1.pth', (start + end) / 2), ('epoch_3.pth',
-                                                               end)):
+                                                                end)):
         old = sys.argv
         sys.argv = [
             'test.py', config,
@@ -895,7 +900,7 @@ def test_detector_starts_from_the_classification_weights(toy_run, layout):
 
 def test_export_refuses_checkpoints_without_backbone(tmp_path):
     exporter = importlib.import_module(
-            'tools.model_converters.export_cls_backbone')
+        'tools.model_converters.export_cls_backbone')
     with pytest.raises(KeyError):
         exporter.extract_backbone(dict(state_dict={'fc.weight': 1}))
     out = exporter.extract_backbone({

@@ -106,7 +106,8 @@ def test_train_drops_whole_residual_branches_at_the_rate(depth):
         out = block(x)
     branch = captured[0]
     assert branch.abs().amax(dim=(1, 2, 3)).min() > 0
-    dropped = torch.tensor([torch.equal(o, xi.relu()) for o, xi in zip(out, x)])
+    dropped = torch.tensor(
+        [torch.equal(o, xi.relu()) for o, xi in zip(out, x)])
     kept = torch.relu(x + branch / (1 - rate))
     torch.testing.assert_close(out[~dropped], kept[~dropped])
     assert abs(dropped.float().mean().item() - rate) < 0.03

@@ -5,5 +5,4 @@ _base_ = [
 
 # KernelWarehouse (1x) ResNet-18 (`configs/resnet18/kw1x_resnet18.json`):
 # drop path 0.1; temperature annealed 1 -> 0 over the first 20 epochs.
-model = dict(
-    backbone=dict(preset='kw1x', temperature=1.0, drop_path_rate=0.1))
+model = dict(backbone=dict(preset='kw1x', temperature=1.0, drop_path_rate=0.1))
