@@ -81,19 +81,7 @@ def batch_folded_conv2d(x: Tensor,
 def _attention_reference(layer: DynamicConv2d, x: Tensor) -> Tensor:
     """:func:`batch_folded_conv2d` of the layer's own attentions."""
     layer.check_input(x)
-    attn = layer.compute_attention(x)
-    return batch_folded_conv2d(
-        x,
-        layer.weight,
-        layer.bias,
-        layer.stride,
-        layer.padding,
-        layer.dilation,
-        layer.groups,
-        kernel_attn=attn.kernel,
-        spatial_attn=attn.spatial,
-        in_attn=attn.in_channel,
-        out_attn=attn.out_channel)
+    return layer.convolve(batch_folded_conv2d, x, layer.compute_attention(x))
 
 
 def register_reference(

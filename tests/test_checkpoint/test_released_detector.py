@@ -18,6 +18,9 @@ from mmengine.config import Config
 from dynconv_mmdet.checkpoint import (CLASSIFIER_KEYS,
                                       convert_released_detector,
                                       released_detector_type)
+from dynconv_mmdet.testing.release_weights import (mmdet2_head_shapes,
+                                                   numbered_state_dict,
+                                                   tensor_number)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NUM_CLASSES = 80
@@ -106,36 +109,6 @@ def od_mobilenetv2_shapes():
     return shapes
 
 
-def mmdet2_head_shapes(in_channels, with_mask):
-    """FPN + RPNHead + Shared2FCBBoxHead (+ FCNMaskHead), mmdet 2.x."""
-    shapes = {}
-    for i, c in enumerate(in_channels):
-        shapes[f'neck.lateral_convs.{i}.conv.weight'] = [256, c, 1, 1]
-        shapes[f'neck.fpn_convs.{i}.conv.weight'] = [256, 256, 3, 3]
-        shapes[f'neck.lateral_convs.{i}.conv.bias'] = [256]
-        shapes[f'neck.fpn_convs.{i}.conv.bias'] = [256]
-    for name, out, k in (('rpn_conv', 256, 3), ('rpn_cls', 3, 1), ('rpn_reg',
-                                                                   12, 1)):
-        shapes[f'rpn_head.{name}.weight'] = [out, 256, k, k]
-        shapes[f'rpn_head.{name}.bias'] = [out]
-    for name, out, cin in (('shared_fcs.0', 1024,
-                            256 * 7 * 7), ('shared_fcs.1', 1024, 1024),
-                           ('fc_cls', NUM_CLASSES + 1,
-                            1024), ('fc_reg', 4 * NUM_CLASSES, 1024)):
-        shapes[f'roi_head.bbox_head.{name}.weight'] = [out, cin]
-        shapes[f'roi_head.bbox_head.{name}.bias'] = [out]
-    if with_mask:
-        m = 'roi_head.mask_head'
-        for i in range(4):
-            shapes[f'{m}.convs.{i}.conv.weight'] = [256, 256, 3, 3]
-            shapes[f'{m}.convs.{i}.conv.bias'] = [256]
-        shapes[f'{m}.upsample.weight'] = [256, 256, 2, 2]  # ConvTranspose
-        shapes[f'{m}.upsample.bias'] = [256]
-        shapes[f'{m}.conv_logits.weight'] = [NUM_CLASSES, 256, 1, 1]
-        shapes[f'{m}.conv_logits.bias'] = [NUM_CLASSES]
-    return shapes
-
-
 def released_state_dict(arch, detector):
     """A released-layout state dict; tensor ``i`` holds the value ``i``."""
     if arch == 'r50':
@@ -143,14 +116,9 @@ def released_state_dict(arch, detector):
     else:
         backbone, channels = od_mobilenetv2_shapes(), (24, 32, 96, 1280)
     shapes = {f'backbone.{k}': v for k, v in backbone.items()}
-    shapes.update(mmdet2_head_shapes(channels, detector == 'mask'))
-    state_dict = {}
-    for i, (key, shape) in enumerate(shapes.items()):
-        if key.endswith('num_batches_tracked'):
-            state_dict[key] = torch.tensor(i)
-        else:
-            state_dict[key] = torch.tensor(float(i)).expand(shape)
-    return state_dict
+    shapes.update(
+        mmdet2_head_shapes(channels, detector == 'mask', NUM_CLASSES))
+    return numbered_state_dict(shapes)
 
 
 def build_detector(arch, detector):
@@ -165,12 +133,6 @@ def build_detector(arch, detector):
     return MODELS.build(cfg.model)
 
 
-def _value(tensor):
-    flat = tensor.reshape(-1)
-    assert bool((flat == flat[0]).all()), 'a tensor was mixed up'
-    return int(flat[0])
-
-
 def _check_loads(arch, detector, converted, source):
     model = build_detector(arch, detector)
     result = model.load_state_dict(converted, strict=True)
@@ -181,14 +143,14 @@ def _check_loads(arch, detector, converted, source):
         i
         for i, key in enumerate(source) if key not in CLASSIFIER_KEYS[arch]
     }
-    landed = [_value(v) for v in model.state_dict().values()]
+    landed = [tensor_number(v) for v in model.state_dict().values()]
     assert sorted(landed) == sorted(expected)
     # neck and heads keep their names
     keys = list(source)
     state = model.state_dict()
     for key in ('neck.lateral_convs.3.conv.weight',
                 'roi_head.bbox_head.fc_cls.weight', 'rpn_head.rpn_reg.bias'):
-        assert _value(state[key]) == keys.index(key)
+        assert tensor_number(state[key]) == keys.index(key)
 
 
 @pytest.mark.parametrize('arch, detector', [('r50', 'faster'),

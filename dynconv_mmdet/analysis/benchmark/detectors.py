@@ -23,14 +23,15 @@ from mmdet.registry import MODELS
 from mmengine.config import Config, ConfigDict
 from torch import Tensor
 
-from .timing import Step
+from .timing import Step, set_mode
 
 #: Backbone keys that make a backbone dynamic (or deformable); removed to
-#: find a config's static twin. ``init_cfg`` and ``temperature`` differ
-#: between twins without changing the network.
+#: find a config's static twin. ``init_cfg``, ``temperature`` and the
+#: training-only drop path differ between twins without changing the
+#: network that is timed.
 NON_STATIC_KEYS = ('preset', 'dynamic', 'dcn', 'stage_with_dcn', 'conv_cfg')
 IGNORED_KEYS = ('init_cfg', 'temperature', 'strict_pretrained',
-                'freeze_shared_state')
+                'freeze_shared_state', 'drop_path_rate')
 #: The mobile input size, at which one-stage (real-time) detectors also run
 #: their inference rows.
 SMALL_SIZE = 320
@@ -310,7 +311,7 @@ def detector_step(model: nn.Module, images: Tensor, samples: List,
     if mode == 'train':
 
         def train() -> None:
-            model.train()
+            set_mode(model, True)
             prepare()
             loss, _ = model.parse_losses(model.loss(images, samples))
             loss.backward()
@@ -318,7 +319,7 @@ def detector_step(model: nn.Module, images: Tensor, samples: List,
         return Step(train, model, prepare=prepare)
 
     def infer() -> None:
-        model.eval()
+        set_mode(model, False)
         with torch.no_grad():
             model.predict(images, samples)
 

@@ -61,6 +61,15 @@ class Step:
         self.fn()
 
 
+def set_mode(module: nn.Module, training: bool) -> None:
+    """Switch ``module`` to training or eval mode only if it is not there
+    yet: ``train()`` / ``eval()`` also drop the layers' inference caches
+    (folded and packed attention weights), which a user's evaluation builds
+    once, not once per image."""
+    if module.training != training:
+        module.train(training)
+
+
 def make_step(module: nn.Module,
               x: Tensor,
               mode: str,
@@ -79,7 +88,7 @@ def make_step(module: nn.Module,
             inp.grad = None
 
         def step() -> None:
-            module.train()
+            set_mode(module, True)
             prepare()
             outs = outputs(module(inp))
             sum(o.sum() for o in outs).backward()
@@ -89,7 +98,7 @@ def make_step(module: nn.Module,
         raise ValueError(f'unknown mode {mode!r}; choose one of {list(MODES)}')
 
     def infer() -> None:
-        module.eval()
+        set_mode(module, False)
         with torch.no_grad():
             module(x)
 

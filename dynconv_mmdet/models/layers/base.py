@@ -6,8 +6,11 @@ from typing import (Any, Callable, ClassVar, Dict, Hashable, Iterable, List,
                     NamedTuple, Optional, Sequence, Tuple, Union)
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair
 
 from .functional import (conv_output_size, dynamic_conv2d,
@@ -244,8 +247,16 @@ class DynamicConv2d(nn.Module):
         if not plain and (type(self).compute_attention
                           is DynamicConv2d.compute_attention):
             return self._forward_pooled(x)
-        attn = self.compute_attention(x)
-        return dynamic_conv2d(
+        return self.convolve(dynamic_conv2d, x, self.compute_attention(x))
+
+    def convolve(self, conv: Callable[..., Tensor], x: Tensor,
+                 attn: DynamicAttention, **kwargs) -> Tensor:
+        """``conv(x, weight, bias, stride, padding, dilation, groups,
+        kernel_attn=..., spatial_attn=..., in_attn=..., out_attn=...,
+        **kwargs)`` with this layer's kernels, geometry and the attentions
+        ``attn``: :func:`~.functional.dynamic_conv2d`, its inference form,
+        or a reference formulation."""
+        return conv(
             x,
             self.weight,
             self.bias,
@@ -256,7 +267,8 @@ class DynamicConv2d(nn.Module):
             kernel_attn=attn.kernel,
             spatial_attn=attn.spatial,
             in_attn=attn.in_channel,
-            out_attn=attn.out_channel)
+            out_attn=attn.out_channel,
+            **kwargs)
 
     def _forward_pooled(self, x: Tensor) -> Tensor:
         """:meth:`forward` of a family that implements
@@ -278,19 +290,7 @@ class DynamicConv2d(nn.Module):
                 f'{sorted(produced)}, attention_from_pooled returned '
                 f'{[n for n, g in zip(_ATTENTIONS, given) if g]}; make the '
                 'two agree')
-        return dynamic_conv2d(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            kernel_attn=attn.kernel,
-            spatial_attn=attn.spatial,
-            in_attn=attn.in_channel,
-            out_attn=attn.out_channel,
-            conv_input=conv_input)
+        return self.convolve(dynamic_conv2d, x, attn, conv_input=conv_input)
 
     # ------------------------------------------------------------------
     # Inference path: eval mode, no autograd, nothing compiled or traced
@@ -302,19 +302,8 @@ class DynamicConv2d(nn.Module):
         :meth:`forward` only when :func:`~.functional.eager_inference`
         holds; a family that overrides :meth:`forward` ignores it.
         """
-        attn = self.inference_attention(x)
-        return dynamic_conv2d_inference(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            kernel_attn=attn.kernel,
-            spatial_attn=attn.spatial,
-            in_attn=attn.in_channel,
-            out_attn=attn.out_channel)
+        return self.convolve(dynamic_conv2d_inference, x,
+                             self.inference_attention(x))
 
     def inference_attention(self, x: Tensor) -> DynamicAttention:
         """The attentions of an eval-mode call without autograd: the numbers
@@ -708,6 +697,50 @@ def check_temperature(cls: type, value: float) -> float:
         raise ValueError(f'{cls.__name__}: temperature must be in {bound}'
                          f'{low:g}, {high:g}], got {value}{doc}')
     return value
+
+
+def _synced_across_ranks(norm: nn.Module) -> bool:
+    return (isinstance(norm, nn.SyncBatchNorm) and dist.is_available()
+            and dist.is_initialized() and dist.get_world_size() > 1)
+
+
+def normalise_pooled(norm: Optional[nn.Module], z: Tensor) -> Tensor:
+    """Apply an attention's norm to pooled features ``[B, C]``.
+
+    A BatchNorm in training mode cannot compute statistics from a single
+    sample (the released ODConv / KernelWarehouse modules fail there): a
+    batch of one is normalised with the running statistics, as in
+    evaluation, and the running statistics stay unchanged. SyncBN across
+    several processes uses the statistics of the global batch as usual.
+    ``norm=None`` returns ``z``.
+    """
+    if norm is None:
+        return z
+    if (isinstance(norm, _BatchNorm) and norm.running_mean is not None
+            and (not norm.training or
+                 (z.size(0) == 1 and not _synced_across_ranks(norm)))):
+        return F.batch_norm(z, norm.running_mean, norm.running_var,
+                            norm.weight, norm.bias, False, 0.0, norm.eps)
+    return norm(z.view(z.size(0), -1, 1, 1)).view(z.size(0), -1)
+
+
+def init_attention_weights(module: nn.Module, layer_types: Tuple[type,
+                                                                 ...]) -> None:
+    """Initialise an attention module as the released ODConv /
+    KernelWarehouse code does: Kaiming-normal (fan_out, ReLU) weights and
+    zero biases for every submodule of ``layer_types``, weight 1 and bias 0
+    for its norms."""
+    for m in module.modules():
+        if isinstance(m, layer_types):
+            nn.init.kaiming_normal_(
+                m.weight, mode='fan_out', nonlinearity='relu')
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def global_average(x: Tensor) -> Tensor:

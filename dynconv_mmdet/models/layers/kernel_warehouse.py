@@ -44,12 +44,11 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.registry import MODELS
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from .base import (DynamicAttention, DynamicConv2d, IntOrPair,
-                   TemperatureMixin, _check_positive_int, global_average)
+                   TemperatureMixin, _check_positive_int, global_average,
+                   init_attention_weights, normalise_pooled)
 from .functional import conv2d_per_sample
-from .odconv import _synced_across_ranks
 
 Number = Union[int, float]
 #: A value for every warehouse, or one value per warehouse (in warehouse
@@ -296,32 +295,12 @@ class KWAttention(nn.Module):
 
     def init_weights(self) -> None:
         """Kaiming-normal (fan_out) Linear weights, zero biases, norm 1/0."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(
-                    m.weight, mode='fan_out', nonlinearity='relu')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
-                if m.weight is not None:
-                    nn.init.ones_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_attention_weights(self, (nn.Linear, ))
         if self.num_basis:
             nn.init.zeros_(self.basis_bias)
 
     def _normalise(self, z: Tensor) -> Tensor:
-        norm = self.norm1
-        if norm is None:
-            return z
-        if (isinstance(norm, _BatchNorm) and norm.running_mean is not None
-                and (not norm.training or
-                     (z.size(0) == 1 and not _synced_across_ranks(norm)))):
-            # Running statistics: evaluation, or one sample in training (the
-            # running statistics stay unchanged).
-            return F.batch_norm(z, norm.running_mean, norm.running_var,
-                                norm.weight, norm.bias, False, 0.0, norm.eps)
-        return norm(z.view(z.size(0), -1, 1, 1)).view(z.size(0), -1)
+        return normalise_pooled(self.norm1, z)
 
     def _map_to_cells(self, logits: Tensor) -> Tensor:
         """Non-local basis -> logits of every cell (the release's order:

@@ -11,7 +11,6 @@ spatial attention, and attentions shared by the kernels or one set per kernel
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
@@ -20,7 +19,8 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .base import (DynamicAttention, DynamicConv2d, IntOrPair,
-                   TemperatureMixin, _check_positive_int, global_average)
+                   TemperatureMixin, _check_positive_int, global_average,
+                   init_attention_weights, normalise_pooled)
 
 #: The four attentions of ODConv (:class:`DynamicAttention` field names), in
 #: the order of their heads: ``channel_fc``, ``filter_fc``, ``spatial_fc``,
@@ -35,11 +35,6 @@ NO_HEADS = 'no heads'
 def _linear_1x1(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """Apply a 1x1 ``nn.Conv2d`` to pooled features ``[B, C]``."""
     return F.linear(x, conv.weight.flatten(1), conv.bias)
-
-
-def _synced_across_ranks(norm: nn.Module) -> bool:
-    return (isinstance(norm, nn.SyncBatchNorm) and dist.is_available()
-            and dist.is_initialized() and dist.get_world_size() > 1)
 
 
 class _Head(NamedTuple):
@@ -176,30 +171,10 @@ class ODConvAttention(nn.Module):
 
     def init_weights(self) -> None:
         """Kaiming-normal (fan_out) convs with zero bias; norm 1 / 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(
-                    m.weight, mode='fan_out', nonlinearity='relu')
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
-                if m.weight is not None:
-                    nn.init.ones_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_attention_weights(self, (nn.Conv2d, ))
 
     def _normalise(self, z: Tensor) -> Tensor:
-        if self.bn is None:
-            return z
-        norm = self.bn
-        if (isinstance(norm, _BatchNorm) and norm.running_mean is not None
-                and (not norm.training or
-                     (z.size(0) == 1 and not _synced_across_ranks(norm)))):
-            # Running statistics: evaluation, or one sample in training (the
-            # running statistics stay unchanged).
-            return F.batch_norm(z, norm.running_mean, norm.running_var,
-                                norm.weight, norm.bias, False, 0.0, norm.eps)
-        return norm(z.view(z.size(0), -1, 1, 1)).view(z.size(0), -1)
+        return normalise_pooled(self.bn, z)
 
     def _heads(self) -> List[Tuple[str, nn.Conv2d]]:
         """``(attention name, head)`` of the present heads."""
