@@ -175,16 +175,29 @@ def backbone_presets(backbone_cfg: dict) -> Tuple[str, ...]:
     return tuple(MODELS.get(backbone_cfg['type']).presets)
 
 
-def backbone_complexity(
-        backbones: Sequence[str] = tuple(BACKBONE_CFGS),
-        presets: Optional[Sequence[str]] = None,
-        input_shape: Sequence[int] = (1, 3, 800, 1333),
-        device: str = 'meta',
-        layouts: Optional[Dict[str, dict]] = None) -> List[Dict]:
+def padded_shape(input_shape: Sequence[int],
+                 size_divisor: int = 32) -> Tuple[int, ...]:
+    """``(B, C, H, W)`` with ``H`` and ``W`` rounded up to multiples of
+    ``size_divisor``: the batch a detector's backbone sees after mmdet's
+    ``DetDataPreprocessor(pad_size_divisor=32)`` (1333x800 -> 1344x800)."""
+    *lead, h, w = input_shape
+    return (*lead, -(-h // size_divisor) * size_divisor,
+            -(-w // size_divisor) * size_divisor)
+
+
+def backbone_complexity(backbones: Sequence[str] = tuple(BACKBONE_CFGS),
+                        presets: Optional[Sequence[str]] = None,
+                        input_shape: Sequence[int] = (1, 3, 800, 1333),
+                        device: str = 'meta',
+                        layouts: Optional[Dict[str, dict]] = None,
+                        pad_size_divisor: int = 32) -> List[Dict]:
     """Parameters and FLOPs of every backbone preset (and extra layouts).
 
     The models are built on ``device``; the default ``'meta'`` allocates no
-    memory and runs no arithmetic (only shapes are needed).
+    memory and runs no arithmetic (only shapes are needed). FLOPs are
+    counted on the input padded as the detectors' data preprocessors pad it
+    (:func:`padded_shape`): the backbones see no other size, and some need
+    it (CSPDarknet's Focus stem takes even sizes only).
 
     Args:
         backbones: Keys of :data:`BACKBONE_CFGS`.
@@ -195,6 +208,8 @@ def backbone_complexity(
         layouts: Extra rows: ``{row name: dynamic= layout}``, e.g. a
             third-party conv family placed by ``dict(conv_cfg=dict(
             type='FooConv2d'), stages=(True, ) * 4)``.
+        pad_size_divisor: Pad ``H`` and ``W`` up to multiples of this
+            (1: count the input as given).
 
     Returns:
         list[dict]: One row per backbone and preset / layout with
@@ -207,6 +222,7 @@ def backbone_complexity(
     """
     from mmdet.registry import MODELS
     rows = []
+    input_shape = padded_shape(input_shape, pad_size_divisor)
 
     def build(name: str, **kwargs) -> nn.Module:
         with torch.device(device):

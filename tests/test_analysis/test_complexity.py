@@ -7,7 +7,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dynconv_mmdet.analysis import (FlopCounter, backbone_complexity,
                                     count_parameters, dynamic_conv2d_flops,
-                                    format_complexity_table, model_flops)
+                                    format_complexity_table, model_flops,
+                                    padded_shape)
 from dynconv_mmdet.models.layers import CondConv2d, DyConv2d, ODConv2d
 
 PINNED_PARAMS = {
@@ -168,3 +169,19 @@ def test_table_format():
     assert table[0].startswith('| backbone | preset | params |')
     assert '@ 96x64' in table[0]
     assert table[3].startswith('| MobileNetV2 1.0 | odconv1x | 3,659,185 |')
+
+
+def test_input_is_padded_as_the_detectors_pad_it():
+    # 1333-wide images reach the backbones as 1344 (pad_size_divisor=32);
+    # CSPDarknet's Focus stem cannot take an odd width at all
+    assert padded_shape((1, 3, 800, 1333)) == (1, 3, 800, 1344)
+    assert padded_shape((1, 3, 64, 97), 1) == (1, 3, 64, 97)
+    odd = backbone_complexity(['CSPDarknet-S'], ['static', 'odconv1x'],
+                              (1, 3, 64, 97))
+    even = backbone_complexity(['CSPDarknet-S'], ['static', 'odconv1x'],
+                               (1, 3, 64, 128))
+    assert [r['flops'] for r in odd] == [r['flops'] for r in even]
+    assert odd[1]['extra_flops'] > 0
+    with pytest.raises(RuntimeError):
+        backbone_complexity(['CSPDarknet-S'], ['static'], (1, 3, 64, 97),
+                            pad_size_divisor=1)

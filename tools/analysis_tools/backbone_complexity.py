@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 import dynconv_mmdet  # noqa: F401  (registers the layers and backbones)
 from dynconv_mmdet.analysis import backbone_complexity, format_complexity_table
 from dynconv_mmdet.analysis.cli import import_custom_modules, read_named_layout
-from dynconv_mmdet.analysis.complexity import BACKBONE_CFGS
+from dynconv_mmdet.analysis.complexity import BACKBONE_CFGS, padded_shape
 
 
 def _named_layout(text: str) -> Dict[str, dict]:
@@ -65,6 +65,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=[],
         metavar='NAME=DICT',
         help='an extra row: a `dynamic=` layout of the backbones')
+    parser.add_argument(
+        '--pad-size-divisor',
+        type=int,
+        default=32,
+        help='count the input padded to multiples of this, as the '
+        'detectors\' data preprocessors pad it (default 32; 1: as given)')
     parser.add_argument('--json', help='also write the rows to this file')
     return parser.parse_args(argv)
 
@@ -74,13 +80,19 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     import_custom_modules(args.custom_imports)
     layouts = {k: v for layout in args.dynamic for k, v in layout.items()}
     shape = (1, 3, *args.shape)
+    padded = padded_shape(shape, args.pad_size_divisor)
     rows = backbone_complexity(
-        args.backbones, args.presets, shape, layouts=layouts)
+        args.backbones,
+        args.presets,
+        shape,
+        layouts=layouts,
+        pad_size_divisor=args.pad_size_divisor)
     print(f'Backbone complexity, one image of {args.shape[1]}x{args.shape[0]}'
-          ' (W x H); 1 multiply-add = 1 FLOP; attention + aggregation = '
-          'pooling, attention MLPs, kernel mixture and attention multiplies '
-          'of the dynamic convs.\n')
-    print(format_complexity_table(rows, shape))
+          f' (W x H), padded to {padded[3]}x{padded[2]} as mmdet\'s data '
+          'preprocessors pad it; 1 multiply-add = 1 FLOP; attention + '
+          'aggregation = pooling, attention MLPs, kernel mixture and '
+          'attention multiplies of the dynamic convs.\n')
+    print(format_complexity_table(rows, padded))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=1)
