@@ -1,6 +1,6 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
 """tools/env/run_with_progress.sh, which reports the mmcv compile of
-tools/env/setup_env.sh (about 20 minutes): a line every
+tools/env/setup_env.sh (15-35 minutes): a line every
 DYNCONV_PROGRESS_INTERVAL seconds with the elapsed time and the last ninja
 step, the output in a log, the command's exit status."""
 import os

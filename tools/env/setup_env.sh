@@ -58,7 +58,7 @@ TORCH_TAG="$("$PY" -c 'import torch; print(torch.__version__.replace("+", "_"))'
 WHEEL_DIR="$CACHE/wheels/${PYTAG}-torch${TORCH_TAG}-mmcv${MMCV_VERSION}"
 
 if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
-    log "no cached mmcv wheel in $WHEEL_DIR: compiling mmcv $MMCV_VERSION with ops (about 20 minutes on 2 cores)"
+    log "no cached mmcv wheel in $WHEEL_DIR: compiling mmcv $MMCV_VERSION with ops (15-35 minutes on 2 cores)"
     pip_install 'mmengine==0.10.7' 'numpy<2.3' addict packaging Pillow pyyaml yapf opencv-python
     BUILD="$(mktemp -d)"
     trap 'rm -rf "$BUILD"' EXIT
@@ -69,7 +69,7 @@ if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
     # torch >= 2.10 headers need C++20; mmcv 2.1.0 hard-codes C++17 for the host compiler.
     grep -q -- "-std=c++17" "$SRC/setup.py" || die "mmcv setup.py has no -std=c++17 flag to correct"
     sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
-    # The compile prints nothing useful for ~20 minutes: its output goes to a log and a progress
+    # The compile prints nothing useful for 15-35 minutes: its output goes to a log and a progress
     # line (elapsed time, ninja step) comes every DYNCONV_PROGRESS_INTERVAL seconds.
     BUILD_LOG="$CACHE/logs/mmcv-$MMCV_VERSION-build.log"
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
