@@ -5,7 +5,13 @@ Importing the package registers the conv layers in mmengine's root
 ``MODELS`` (visible from every OpenMMLab scope), the backbones and the toy
 COCO dataset in mmdet's registries, the temperature-annealing hook in
 mmengine's root ``HOOKS``, and allow-lists the objects mmengine checkpoints
-need for ``weights_only=True`` loading.
+need for ``weights_only=True`` loading, and makes every model that holds
+one of our backbones refuse weights that do not fit it
+(:mod:`dynconv_mmdet.checkpoint.guard`).
+
+Every scheme of mmengine's checkpoint loading (local files, URLs,
+``torchvision://``, ``open-mmlab://``, ...) then reads through the safe
+reader (:mod:`dynconv_mmdet.checkpoint.schemes`).
 """
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _installed_version
@@ -39,8 +45,12 @@ def _check_versions() -> None:
 _check_versions()
 
 from . import datasets, engine, models  # noqa: E402,F401
+from .checkpoint import install_load_guard  # noqa: E402
 from .checkpoint import register_safe_globals  # noqa: E402
+from .checkpoint.schemes import register_safe_schemes  # noqa: E402
 
 register_safe_globals()
+register_safe_schemes()
+install_load_guard()
 
 __all__ = ['__version__']

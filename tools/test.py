@@ -11,7 +11,11 @@ AP_S, AP_M, AP_L) and writes ``<work_dir>/metrics.json``::
 Metric values are mmdet's ``CocoMetric`` results (fractions, 3 decimals);
 ``params`` is the number of model parameters. An evaluation that produces no
 metric (no detection at all, e.g. from the NaN weights of a diverged run)
-is an error: nothing is written and the exit status is 1.
+is an error: nothing is written and the exit status is 1. So are raw
+predictions (before NMS) that hold NaN or infinity (NMS would drop them
+and the AP would look plausible; the config's ``CheckFinitePredictionsHook``
+stops before evaluating, naming the count) and a test split without any box
+that counts (every box ``iscrowd``: COCO reports AP -1).
 
 The checkpoint is read with ``weights_only=True`` and must fit the model
 exactly; otherwise its missing, unexpected and mis-shaped keys are listed and
@@ -189,6 +193,42 @@ def no_metric_message(checkpoint: str, model, num_images: int) -> str:
             cause)
 
 
+def nothing_evaluated(metrics: Dict[str, Any]) -> bool:
+    """Whether every AP is COCO's "no ground truth" marker (-1): the test
+    split has no box that counts (every box ``iscrowd``, or none at
+    all)."""
+    aps = [
+        _to_builtin(v) for k, v in metrics.items()
+        if k.split('/')[-1].split('_', 1)[-1].startswith('mAP')
+    ]
+    return bool(aps) and all(isinstance(v, float) and v < 0 for v in aps)
+
+
+def nothing_evaluated_message(checkpoint: str, runner) -> str:
+    """Why ``tools/test.py`` stops when no AP could be computed."""
+    evaluators = runner.cfg.get('test_evaluator') or []
+    if isinstance(evaluators, dict):
+        evaluators = [evaluators]
+    files = sorted(
+        {str(e['ann_file'])
+         for e in evaluators if e.get('ann_file')})
+    counts = ''
+    for metric in runner.test_evaluator.metrics:
+        coco = getattr(metric, '_coco_api', None)
+        if coco is not None and getattr(coco, 'anns', None) is not None:
+            anns = list(coco.anns.values())
+            crowd = sum(bool(a.get('iscrowd', 0)) for a in anns)
+            counts = (f' It holds {len(anns)} annotation(s), {crowd} of them '
+                      '`iscrowd` (COCO evaluation ignores those).')
+            break
+    where = ', '.join(files) or 'the test annotation file'
+    return (f'error: nothing was evaluated for {checkpoint}: every AP is '
+            f'-1, COCO\'s mark of a split without any box to score. The '
+            f'test split ({where}) has no annotation that counts.{counts} '
+            'Point test_dataloader / test_evaluator at annotations with '
+            'non-crowd boxes; metrics.json was not written.')
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     """Entry point; returns the metrics."""
     args = parse_args(argv)
@@ -218,9 +258,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
             DumpDetResults(out_file_path=args.out))
 
     from dynconv_mmdet.checkpoint import CheckpointError
+    from dynconv_mmdet.engine.hooks import NonFinitePredictionError
     try:
         metrics = runner.test()
-    except CheckpointError as err:
+    except (CheckpointError, NonFinitePredictionError) as err:
         sys.exit(f'error: {err}')
     model = runner.model.module if is_model_wrapper(
         runner.model) else runner.model
@@ -228,6 +269,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         sys.exit(
             no_metric_message(args.checkpoint, model,
                               len(runner.test_dataloader.dataset)))
+    if nothing_evaluated(metrics):
+        sys.exit(nothing_evaluated_message(args.checkpoint, runner))
 
     if is_main_process():
         num_params = sum(p.numel() for p in model.parameters())

@@ -19,6 +19,12 @@ and the pretrained checkpoints, and stops with one message that lists every
 problem. During training, a non-finite loss or a checkpoint that cannot be
 written (full disk) stops the run with ``error: ...`` and exit status 1; the
 last checkpoint written is kept.
+
+One run per work directory: before anything is written there, the process
+of rank 0 takes the lock ``<work_dir>/train.lock`` (host, process, start),
+released on any exit. A second run into the same folder stops with a
+message naming the holder; a lock left by a killed run of this machine is
+taken over, with a warning (:mod:`dynconv_mmdet.engine.work_dir_lock`).
 """
 import argparse
 import os
@@ -137,26 +143,35 @@ def main(argv: Optional[List[str]] = None) -> None:
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
     from dynconv_mmdet.checkpoint import CheckpointError
-    from dynconv_mmdet.engine import TrainingAborted
+    from dynconv_mmdet.engine import (TrainingAborted, WorkDirLockError,
+                                      acquire_work_dir_lock)
     from dynconv_mmdet.utils.preflight import PreflightError, check_config
 
     # Fewer recompilations if the model is compiled (`compile=True`).
     setup_cache_size_limit_of_dynamo()
     cfg = build_config(args)
 
-    # Runner.train builds the validation loader only with a validation loop.
-    splits = ('train', 'val') if cfg.get('val_cfg', None) else ('train', )
-    check_images = True if args.check_images is None else args.check_images
+    # One run per work directory; the lock goes first, released on any exit.
     try:
-        check_config(cfg, splits=splits, check_images=check_images)
-    except PreflightError as err:
+        lock = acquire_work_dir_lock(cfg.work_dir, launcher=args.launcher)
+    except WorkDirLockError as err:
         sys.exit(f'error: {err}')
+    with lock:
+        # Runner.train builds the validation loader only with a validation
+        # loop.
+        splits = ('train', 'val') if cfg.get('val_cfg', None) else ('train', )
+        check_images = (True
+                        if args.check_images is None else args.check_images)
+        try:
+            check_config(cfg, splits=splits, check_images=check_images)
+        except PreflightError as err:
+            sys.exit(f'error: {err}')
 
-    runner = RUNNERS.build(cfg)
-    try:
-        runner.train()
-    except (TrainingAborted, CheckpointError) as err:
-        sys.exit(f'error: {err}')
+        runner = RUNNERS.build(cfg)
+        try:
+            runner.train()
+        except (TrainingAborted, CheckpointError) as err:
+            sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

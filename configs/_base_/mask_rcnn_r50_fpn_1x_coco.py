@@ -20,33 +20,18 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 # Checkpoints are written atomically (a run killed while saving or a full
 # disk never leaves a truncated file nor loses the previous checkpoint) and
 # training stops at the first iteration whose loss is NaN or infinite,
-# before anything is saved (dynconv_mmdet/engine/hooks).
+# before anything is saved; validation and testing stop, before evaluating,
+# when the raw predictions hold NaN or infinity (which NMS would drop
+# silently) (dynconv_mmdet/engine/hooks).
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook'),
-    finite_loss=dict(type='CheckFiniteLossHook'))
+    finite_loss=dict(type='CheckFiniteLossHook'),
+    finite_predictions=dict(type='CheckFinitePredictionsHook'))
 
-# mmdet's COCO pipelines with our image loader, which names the image file
-# it cannot read or decode (mmcv's LoadImageFromFile does not).
-backend_args = None
-train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# mmdet's COCO pipelines, unchanged: their `LoadImageFromFile` is the name
+# mmdet's DetInferencer and mmdeploy look for, and SafeLoadRunner loads the
+# images of training, validation and testing with CheckedLoadImageFromFile
+# (the same loader, whose errors name the image file it cannot read).
 
 # The backbone is our DynamicResNet: mmdet's ResNet-50 (same keys, frozen
 # stem + stage 1, BN in eval) whose preset chooses the dynamic convs and

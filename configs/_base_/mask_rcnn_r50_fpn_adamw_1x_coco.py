@@ -63,7 +63,7 @@ multi_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333),
 crop_scales = [(400, 1333), (500, 1333), (600, 1333)]
 backend_args = None
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(

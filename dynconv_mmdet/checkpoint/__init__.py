@@ -14,6 +14,8 @@
 * :mod:`.model`: a whole detector / classifier checkpoint, strict by
   default (used by :class:`~dynconv_mmdet.engine.runner.SafeLoadRunner`
   and the demo's :class:`~.inferencer.StrictDetInferencer`);
+* :mod:`.guard`: models holding our backbones refuse weights that do not
+  fit, through any loader (:mod:`.partial`: the opt-outs);
 * :mod:`.convert`: the file conversions of ``tools/model_converters/``.
 """
 from .backbone import load_pretrained, match_state_dict
@@ -21,6 +23,7 @@ from .convert import (convert_kw_official_backbone, convert_official_backbone,
                       convert_released_detector_file, export_backbone,
                       extract_backbone)
 from .errors import CheckpointError, CheckpointMismatchError
+from .guard import install_load_guard
 from .key_maps import (KeyMap, convert_kernel_warehouse_state_dict,
                        convert_mmpretrain_state_dict,
                        convert_official_state_dict, find_key_map,
@@ -29,6 +32,7 @@ from .key_maps import (KeyMap, convert_kernel_warehouse_state_dict,
 from .keys import raise_unknown_keys, strip_prefix
 from .model import (compare_state_dict, load_model_checkpoint,
                     load_state_dict_checked, model_state_dict)
+from .partial import PARTIAL_LOAD_ENV, partial_loading, partial_loading_allowed
 from .reader import (NonTensorEntry, extract_state_dict,
                      mmengine_checkpoint_globals, read_checkpoint,
                      register_safe_globals, resolve_checkpoint_path,
@@ -56,5 +60,6 @@ __all__ = [
     'convert_released_detector_file', 'extract_backbone', 'export_backbone',
     'convert_kernel_warehouse_state_dict', 'convert_kw_official_backbone',
     'RELEASED_DETECTORS', 'RELEASES', 'released_detector_layout',
-    'released_detector_release'
+    'released_detector_release', 'install_load_guard', 'PARTIAL_LOAD_ENV',
+    'partial_loading', 'partial_loading_allowed'
 ]

@@ -7,9 +7,10 @@ strictly.
 """
 import os
 import os.path as osp
+import re
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -50,28 +51,166 @@ def _check_backbone(converted: Dict[str, Any], src: str,
             f'of a dynamic conv. {hint}')
 
 
+#: mmdet's ``ResNet.arch_settings``: depth -> (bottleneck blocks, blocks
+#: per stage).
+RESNET_LAYOUTS: Dict[int, Tuple[bool, Tuple[int, ...]]] = {
+    18: (False, (2, 2, 2, 2)),
+    34: (False, (3, 4, 6, 3)),
+    50: (True, (3, 4, 6, 3)),
+    101: (True, (3, 4, 23, 3)),
+    152: (True, (3, 8, 36, 3)),
+}
+_BLOCK_KEY = re.compile(r'^layer(\d+)\.(\d+)\.(.*)$')
+
+
+def _describe_resnet_layout(bottleneck: bool, blocks: Tuple[int, ...]) -> str:
+    """``'Bottleneck x 3-4-6-3'``."""
+    kind = 'Bottleneck' if bottleneck else 'BasicBlock'
+    return f'{kind} x {"-".join(str(n) for n in blocks)}'
+
+
+def resnet_layout(
+        state_dict: Mapping[str, Any]) -> Tuple[bool, Tuple[int, ...]]:
+    """``(bottleneck blocks, blocks per stage)`` of ResNet backbone keys
+    (``layer<stage>.<block>.conv3...``).
+
+    A stage's block count is its highest block index plus one; the blocks
+    are Bottlenecks when any holds a ``conv3``.
+    """
+    last: Dict[int, int] = {}
+    bottleneck = False
+    for key in state_dict:
+        match = _BLOCK_KEY.match(key)
+        if match is None:
+            continue
+        stage, block = int(match.group(1)), int(match.group(2))
+        last[stage] = max(last.get(stage, -1), block)
+        bottleneck = bottleneck or match.group(3).startswith('conv3.')
+    stages = max(last, default=0)
+    return bottleneck, tuple(last.get(i, -1) + 1 for i in range(1, stages + 1))
+
+
+def resnet_depth(state_dict: Mapping[str, Any]) -> Optional[int]:
+    """The ResNet depth whose layout (:data:`RESNET_LAYOUTS`) the backbone
+    keys have, or None if none has it."""
+    layout = resnet_layout(state_dict)
+    for depth, known in RESNET_LAYOUTS.items():
+        if known == layout:
+            return depth
+    return None
+
+
+def _backbone_depth(backbone: Optional[nn.Module]) -> Optional[int]:
+    """The depth of a ResNet backbone (its ``depth`` attribute, as mmdet's
+    ResNet keeps it), or None."""
+    depth = getattr(backbone, 'depth', None)
+    return depth if depth in RESNET_LAYOUTS else None
+
+
+def check_resnet_depth(state_dict: Mapping[str, Any], depth: int, src: str,
+                       dst: str) -> None:
+    """Refuse ResNet backbone keys whose blocks per stage are not those of
+    ``depth``.
+
+    Args:
+        state_dict: Converted backbone keys (mmdet's ResNet names).
+        depth (int): The depth asked for (``--depth``).
+        src (str): The file they come from (named in the message).
+        dst (str): The output that will not be written (named).
+
+    Raises:
+        CheckpointMismatchError: The layouts differ, or ``depth`` is none of
+            :data:`RESNET_LAYOUTS`; the message names the file's depth.
+    """
+    known = ', '.join(str(d) for d in RESNET_LAYOUTS)
+    if depth not in RESNET_LAYOUTS:
+        raise CheckpointMismatchError(
+            f'--depth {depth} is not a ResNet depth (one of {known}); '
+            f'{dst} was not written.')
+    found = resnet_layout(state_dict)
+    if found == RESNET_LAYOUTS[depth]:
+        return
+    asked = _describe_resnet_layout(*RESNET_LAYOUTS[depth])
+    actual = resnet_depth(state_dict)
+    if actual is not None:
+        what = (f'is a ResNet-{actual} ({_describe_resnet_layout(*found)} '
+                f'blocks per stage), not the ResNet-{depth} asked for '
+                f'({asked}). Convert it with --depth {actual}')
+    else:
+        what = (f'has {_describe_resnet_layout(*found)} blocks per stage, '
+                f'the layout of no ResNet depth ({known}); ResNet-{depth} has '
+                f'{asked}. Check that it is a complete ResNet checkpoint')
+    raise CheckpointMismatchError(
+        f'checkpoint {src} {what}; {dst} was not written.')
+
+
+def mobilenet_v2_stem_width(widen_factor: float) -> int:
+    """Output channels of mmdet's MobileNetV2 stem:
+    ``make_divisible(32 * widen_factor, 8)`` (mmdet's rounding, written out
+    so that converting does not import mmdet's models)."""
+    value = 32 * widen_factor
+    width = max(8, int(value + 4) // 8 * 8)
+    return width + 8 if width < 0.9 * value else width
+
+
+def check_mobilenet_v2_width(state_dict: Mapping[str, Any],
+                             widen_factor: float, src: str, dst: str) -> None:
+    """Refuse MobileNetV2 backbone keys whose stem width is not that of
+    ``widen_factor`` (:func:`mobilenet_v2_stem_width`). Keys without a stem
+    conv are left to the strict check.
+
+    Raises:
+        CheckpointMismatchError: The widths differ (both are named).
+    """
+    stem = state_dict.get('conv1.conv.weight')
+    if stem is None or not hasattr(stem, 'shape') or len(stem.shape) != 4:
+        return
+    expected = mobilenet_v2_stem_width(widen_factor)
+    if int(stem.shape[0]) == expected:
+        return
+    raise CheckpointMismatchError(
+        f'checkpoint {src} is a MobileNetV2 whose stem has {stem.shape[0]} '
+        f'channels (widen factor about {stem.shape[0] / 32:g}), not the '
+        f'{expected} of --widen-factor {widen_factor:g}. Convert it with the '
+        f'widen factor it was trained with; {dst} was not written.')
+
+
 def convert_official_backbone(
         src: str,
         dst: str,
         arch: str,
-        check_against: Optional[nn.Module] = None) -> Dict[str, Any]:
+        check_against: Optional[nn.Module] = None,
+        depth: Optional[int] = None,
+        widen_factor: Optional[float] = None) -> Dict[str, Any]:
     """Official ODConv ImageNet checkpoint -> backbone checkpoint.
 
     Args:
         src (str): The released file (``module.``-prefixed ``state_dict``).
-        dst (str): Output path; not written when the check fails.
+        dst (str): Output path; not written when a check fails.
         arch (str): ``'resnet'`` or ``'mobilenet_v2'``.
         check_against (nn.Module, optional): A freshly built backbone the
             result must fit exactly.
+        depth (int, optional): ResNet only: the depth the file must have
+            (its blocks per stage, see :func:`check_resnet_depth`); by
+            default that of ``check_against``.
+        widen_factor (float, optional): MobileNetV2 only: the widen factor
+            the file must have (its stem width).
 
     Returns:
         dict: What was saved.
 
     Raises:
-        CheckpointMismatchError: The result does not fit ``check_against``.
+        CheckpointMismatchError: The result does not fit ``check_against``,
+            ``depth`` or ``widen_factor``.
     """
     state_dict = extract_state_dict(safe_torch_load(src), src)
     converted = convert_official_state_dict(state_dict, arch)
+    if depth is None:
+        depth = _backbone_depth(check_against)
+    if arch == 'resnet' and depth is not None:
+        check_resnet_depth(converted, depth, src, dst)
+    if arch == 'mobilenet_v2' and widen_factor is not None:
+        check_mobilenet_v2_width(converted, widen_factor, src, dst)
     if check_against is not None:
         _check_backbone(
             converted, src, check_against,
@@ -95,7 +234,8 @@ def convert_kw_official_backbone(
         src: str,
         dst: str,
         arch: str,
-        check_against: Optional[nn.Module] = None) -> Dict[str, Any]:
+        check_against: Optional[nn.Module] = None,
+        depth: Optional[int] = None) -> Dict[str, Any]:
     """Official KernelWarehouse ImageNet checkpoint -> backbone checkpoint.
 
     Reads the release's ``{'model': ..., 'args': argparse.Namespace, ...}``
@@ -115,19 +255,27 @@ def convert_kw_official_backbone(
         check_against (nn.Module, optional): A freshly built backbone (e.g.
             ``DynamicResNet(depth=50, preset='kw1x')``) the result must fit
             exactly.
+        depth (int, optional): ResNet only: the depth the file must have,
+            checked first so that the message names the file's depth (see
+            :func:`check_resnet_depth`); by default that of
+            ``check_against``.
 
     Returns:
         dict: What was saved, ``{'state_dict': ..., 'meta': ...}``.
 
     Raises:
-        CheckpointMismatchError: The result does not fit ``check_against``
-            (the keys and shapes are listed).
+        CheckpointMismatchError: The result does not fit ``depth`` or
+            ``check_against`` (the keys and shapes are listed).
         KeyError: Keys that are not part of the release's models (listed).
     """
     ckpt = safe_torch_load(src, entries=(_KW_ARGS, ))
     state_dict = strip_prefix(extract_state_dict(ckpt, src), 'module.')
     layout = find_key_map(state_dict, arch)
     converted = layout.to_backbone(state_dict, arch)
+    if depth is None:
+        depth = _backbone_depth(check_against)
+    if arch == 'resnet' and depth is not None:
+        check_resnet_depth(converted, depth, src, dst)
     if check_against is not None:
         _check_backbone(
             converted, src, check_against,

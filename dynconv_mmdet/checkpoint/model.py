@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .errors import CheckpointError, CheckpointMismatchError
 from .keys import strip_prefix
+from .partial import partial_loading
 from .reader import read_checkpoint
 from .report import LoadReport, format_mismatch
 
@@ -99,7 +100,10 @@ def load_state_dict_checked(model: nn.Module,
             f'{len(report.loaded)} tensors that fit.',
             logger=logger or 'current',
             level=30)
-    model.load_state_dict(fit, strict=False)
+    # checked above: the guard of models holding our backbones (.guard)
+    # must not refuse the part asked for
+    with partial_loading():
+        model.load_state_dict(fit, strict=False)
     return report
 
 

@@ -12,6 +12,10 @@ are evaluated "with warnings"). :class:`SafeLoadRunner` changes only that:
 * it must fit the model exactly, or the run stops with the missing,
   unexpected and mis-shaped keys listed. The config switch ``strict_load =
   False`` (``tools/test.py --partial-load``) loads what fits instead;
+* every image is loaded by :class:`~dynconv_mmdet.datasets.transforms.
+  CheckedLoadImageFromFile`, which names a file it cannot read (the
+  configs' pipelines say ``LoadImageFromFile``, the name mmdet's
+  ``DetInferencer`` and mmdeploy look for);
 * ``--resume`` without a checkpoint asks
   :func:`~dynconv_mmdet.engine.resume.find_resume_checkpoint` for the
   newest checkpoint that loads.
@@ -19,14 +23,19 @@ are evaluated "with warnings"). :class:`SafeLoadRunner` changes only that:
 Our base configs select it with ``runner_type = 'SafeLoadRunner'``;
 ``tools/train.py`` and ``tools/test.py`` build the runner named there.
 """
-from typing import Callable, Optional, Sequence, Tuple, Union
+import copy
+from contextlib import nullcontext
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
+from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+from torch.utils.data import DataLoader
 
 from ..checkpoint import (load_state_dict_checked, model_state_dict,
-                          read_checkpoint)
+                          partial_loading, read_checkpoint)
+from ..datasets.transforms import use_checked_image_loader
 from .resume import find_resume_checkpoint
 
 
@@ -41,6 +50,34 @@ class SafeLoadRunner(Runner):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.strict_load = bool(self.cfg.get('strict_load', True))
+
+    @staticmethod
+    def build_dataloader(dataloader: Union[DataLoader, dict], *args,
+                         **kwargs) -> DataLoader:
+        """mmengine's ``build_dataloader`` whose image loaders are the
+        checked loader (the config itself, dumped to the work directory
+        and saved in checkpoints, keeps ``LoadImageFromFile``)."""
+        if isinstance(dataloader, dict):
+            dataloader = copy.deepcopy(dataloader)
+            use_checked_image_loader(dataloader)
+        return Runner.build_dataloader(dataloader, *args, **kwargs)
+
+    def register_custom_hooks(self, hooks: List[Union[Hook, dict]]) -> None:
+        """mmengine's ``register_custom_hooks``; the pipelines that hooks
+        carry (``PipelineSwitchHook``) load images with the checked
+        loader."""
+        hooks = [
+            copy.deepcopy(hook) if isinstance(hook, dict) else hook
+            for hook in hooks
+        ]
+        use_checked_image_loader([h for h in hooks if isinstance(h, dict)])
+        super().register_custom_hooks(hooks)
+
+    def _loading(self, strict: bool):
+        """Where a checkpoint is loaded: a partial load, asked for, must
+        not be refused by the model's own guard (``checkpoint.guard``), nor
+        by the loads of hooks (EMA) that follow it."""
+        return nullcontext() if strict else partial_loading()
 
     def load_checkpoint(self,
                         filename: str,
@@ -69,7 +106,8 @@ class SafeLoadRunner(Runner):
         """
         strict = self.strict_load if strict is None else strict
         checkpoint = read_checkpoint(filename, map_location)
-        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        with self._loading(strict):
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(
             self.model) else self.model
         load_state_dict_checked(
@@ -94,7 +132,8 @@ class SafeLoadRunner(Runner):
         else:
             resume_from = None
         if resume_from is not None:
-            self.resume(resume_from)
+            with self._loading(self.strict_load):
+                self.resume(resume_from)
             self._has_loaded = True
         elif self._load_from is not None:
             self.load_checkpoint(self._load_from)

@@ -192,16 +192,48 @@ def _dataset_classes(leaf: dict) -> Optional[Sequence[str]]:
     return list(classes) if classes else None
 
 
+def _data_check_options(cfg: Config) -> Tuple[bool, List[str]]:
+    """``ignore_unlisted_categories`` from the config's ``data_check``
+    options, and the problems with them (unknown keys, not a bool)."""
+    from dynconv_mmdet.datasets.validation import (DATA_CHECK_KEY,
+                                                   IGNORE_UNLISTED_CATEGORIES)
+    options = cfg.get(DATA_CHECK_KEY, None)
+    if options is None:
+        return False, []
+    if not isinstance(options, dict):
+        return False, [
+            f'{DATA_CHECK_KEY}: must be a dict, e.g. `{DATA_CHECK_KEY} = '
+            f'dict({IGNORE_UNLISTED_CATEGORIES}=True)`, got '
+            f'{type(options).__name__}.'
+        ]
+    problems = []
+    unknown = sorted(set(options) - {IGNORE_UNLISTED_CATEGORIES})
+    if unknown:
+        problems.append(
+            f'{DATA_CHECK_KEY}: unknown option(s) {", ".join(unknown)}; the '
+            f'known option is {IGNORE_UNLISTED_CATEGORIES} (True or False).')
+    ignore = options.get(IGNORE_UNLISTED_CATEGORIES, False)
+    if not isinstance(ignore, bool):
+        problems.append(
+            f'{DATA_CHECK_KEY}.{IGNORE_UNLISTED_CATEGORIES} must be True or '
+            f'False, got {ignore!r}.')
+        ignore = False
+    return ignore, problems
+
+
 def check_dataset(dataset_cfg: dict,
                   name: str,
-                  check_images: Union[bool, str, None] = True) -> List[str]:
+                  check_images: Union[bool, str, None] = True,
+                  ignore_unlisted_categories: bool = False) -> List[str]:
     """Check the files a COCO-style dataset config refers to.
 
     Checks that ``data_root`` exists, that ``ann_file`` exists, parses and
     has the COCO fields, that the dataset's classes are category names of
-    the file (in its order), that the split is not empty (nor emptied by the
-    dataset's ``filter_cfg``), and that the images it lists exist under
-    ``data_prefix['img']`` and decode (see
+    the file (in its order) and that no other category has annotations,
+    that the split is not empty (nor emptied by the dataset's
+    ``filter_cfg``), and that the images it lists exist under
+    ``data_prefix['img']``, decode, and have the file's ``width`` /
+    ``height`` as the pipeline's loader decodes them (EXIF orientation) (see
     :func:`dynconv_mmdet.datasets.validation.check_coco_annotations`).
 
     Args:
@@ -212,11 +244,16 @@ def check_dataset(dataset_cfg: dict,
             (see :func:`dynconv_mmdet.datasets.validation.image_check_mode`;
             True / None: the environment variable ``DYNCONV_CHECK_IMAGES``,
             else ``'header'``).
+        ignore_unlisted_categories (bool): Let categories the dataset's
+            classes do not list have annotations (mmdet drops them);
+            refused by default. ``check_config`` takes it from the config's
+            ``data_check = dict(ignore_unlisted_categories=True)``.
 
     Returns:
         list[str]: One message per problem.
     """
-    from dynconv_mmdet.datasets.validation import check_coco_annotations
+    from dynconv_mmdet.datasets.validation import (
+        check_coco_annotations, pipeline_applies_exif_orientation)
 
     problems = []
     for leaf in _unwrap_dataset(dataset_cfg):
@@ -243,7 +280,10 @@ def check_dataset(dataset_cfg: dict,
                 img_dir,
                 check_images=check_images,
                 classes=_dataset_classes(leaf),
-                filter_cfg=filter_cfg)
+                filter_cfg=filter_cfg,
+                ignore_unlisted_categories=ignore_unlisted_categories,
+                exif_orientation=pipeline_applies_exif_orientation(
+                    leaf.get('pipeline')))
         except (OSError, ValueError) as err:
             problems.append(f'{name}: {err}')
     return problems
@@ -252,7 +292,8 @@ def check_dataset(dataset_cfg: dict,
 def check_config(cfg: Config,
                  splits: Sequence[str] = ('train', 'val'),
                  check_images: Union[bool, str, None] = True,
-                 check_checkpoints: bool = True) -> None:
+                 check_checkpoints: bool = True,
+                 ignore_unlisted_categories: Optional[bool] = None) -> None:
     """Check a config before the runner is built.
 
     Looks for: conv layer types (``conv_cfg`` / ``dcn`` anywhere in the
@@ -260,8 +301,10 @@ def check_config(cfg: Config,
     at a local file that does not exist; and, for every dataloader in
     ``splits`` and its evaluator, a missing data root, an annotation file
     that is missing, is not JSON or lacks the COCO fields, class names that
-    are not the file's category names, an empty split, and image files
-    listed in the annotations but absent or undecodable.
+    are not the file's category names, annotations of categories the config
+    does not list (mmdet would drop them), an empty split, and image files
+    listed in the annotations but absent, undecodable, or of another size
+    than the annotations say (e.g. EXIF-rotated photos).
 
     Args:
         cfg (Config): The fully merged config.
@@ -275,6 +318,11 @@ def check_config(cfg: Config,
             :func:`dynconv_mmdet.datasets.validation.image_check_mode`).
         check_checkpoints (bool): Check local ``Pretrained`` checkpoints
             (only needed when the weights are initialised, i.e. training).
+        ignore_unlisted_categories (bool, optional): Let categories the
+            config's classes do not list have annotations (mmdet drops
+            them). None (default): the config's ``data_check =
+            dict(ignore_unlisted_categories=True)`` if set, else False
+            (refused, naming the categories and their box counts).
 
     Raises:
         PreflightError: Listing every problem found.
@@ -283,9 +331,12 @@ def check_config(cfg: Config,
     import mmdet.models  # noqa: F401  (registers mmdet's layers)
 
     from dynconv_mmdet.datasets.validation import image_check_mode
+    from dynconv_mmdet.models.checks import neck_backbone_problems
 
     model_cfg = cfg.get('model', None)
     problems = check_conv_types(model_cfg)
+    if model_cfg is not None:
+        problems += neck_backbone_problems(model_cfg)
     if check_checkpoints:
         problems += check_pretrained(model_cfg)
     try:
@@ -293,6 +344,10 @@ def check_config(cfg: Config,
     except ValueError as err:
         problems.append(str(err))
         check_images = 'exists'
+    from_cfg, option_problems = _data_check_options(cfg)
+    problems += option_problems
+    if ignore_unlisted_categories is None:
+        ignore_unlisted_categories = from_cfg
 
     checked_ann_files = set()
     for split in splits:
@@ -304,7 +359,10 @@ def check_config(cfg: Config,
             ann = _join(leaf.get('data_root'), leaf.get('ann_file'))
             checked_ann_files.add(ann and osp.normpath(ann))
         problems += check_dataset(
-            loader['dataset'], f'{key}.dataset', check_images=check_images)
+            loader['dataset'],
+            f'{key}.dataset',
+            check_images=check_images,
+            ignore_unlisted_categories=ignore_unlisted_categories)
         evaluators = cfg.get(_EVALUATOR_KEYS.get(split, ''), None)
         if isinstance(evaluators, dict):
             evaluators = [evaluators]

@@ -106,7 +106,7 @@ RELEASE_NO_DECAY_KEYS = ('absolute_pos_embed', 'relative_position_bias_table',
 RELEASE_PARAMWISE = dict(custom_keys={'attention.norm1': dict(decay_mult=0.0)})
 _SCALES = [[short, 1333] for short in range(480, 801, 32)]
 RELEASE_TRAIN_PIPELINE = [
-    dict(type='CheckedLoadImageFromFile', backend_args=None),
+    dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(

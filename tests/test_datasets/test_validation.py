@@ -285,7 +285,48 @@ def test_environment_selects_the_full_decode(tmp_path, img_dir, monkeypatch):
 def test_matching_classes_pass(tmp_path):
     path = _write(tmp_path, VALID)
     check_coco_annotations(path, classes=('circle', 'square'))
-    check_coco_annotations(path, classes=('square', ))  # a subset
+    # a subset: the other category has no annotations, so nothing is lost
+    data = _mutated(lambda d: d['annotations'].pop(0))
+    check_coco_annotations(_write(tmp_path, data), classes=('square', ))
+    # a subset whose other category has boxes: only when asked for
+    check_coco_annotations(
+        path, classes=('square', ), ignore_unlisted_categories=True)
+
+
+def test_unlisted_categories_with_boxes_are_refused(tmp_path):
+    """mmdet drops the boxes of categories the config does not list: the
+    check names them with their box counts and the opt-out."""
+    data = _mutated(lambda d: (
+        d['categories'].extend([
+            dict(id=3, name='triangle'),
+            dict(id=4, name='star'),
+            dict(id=5, name='hexagon'),  # no annotations: nothing lost
+        ]),
+        d['annotations'].extend(
+            dict(
+                id=10 + i,
+                image_id=1,
+                category_id=3 + (i == 3),
+                bbox=[0, 0, 4, 4]) for i in range(4))))
+    path = _write(tmp_path, data)
+    message = _raises(
+        path,
+        '2 categories of the file have annotations',
+        re.escape("metainfo.classes: ('circle', 'square')"),
+        re.escape("id 3 'triangle' (3 boxes), id 4 'star' (1 box)"),
+        "drop their 4 of the file's 6 boxes",
+        re.escape('data_check = dict(ignore_unlisted_categories=True)'),
+        re.escape('--cfg-options data_check.ignore_unlisted_categories'),
+        classes=('circle', 'square'))
+    assert 'hexagon' not in message
+    # the explicit opt-out; listed classes must still be in the file
+    check_coco_annotations(
+        path, classes=('circle', 'square'), ignore_unlisted_categories=True)
+    _raises(
+        path,
+        re.escape("Not in the file: ('box',)"),
+        classes=('circle', 'box'),
+        ignore_unlisted_categories=True)
 
 
 def test_renamed_classes(tmp_path):
@@ -325,7 +366,11 @@ def test_empty_split(tmp_path):
 def test_filter_cfg_that_empties_the_training_set(tmp_path):
     path = _write(tmp_path, VALID)
     filter_cfg = dict(filter_empty_gt=True, min_size=32)
-    check_coco_annotations(path, classes=('circle', ), filter_cfg=filter_cfg)
+    check_coco_annotations(
+        path,
+        classes=('circle', ),
+        filter_cfg=filter_cfg,
+        ignore_unlisted_categories=True)
     data = _mutated(lambda d: d.update(annotations=[]))
     _raises(
         _write(tmp_path, data),

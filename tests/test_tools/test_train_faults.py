@@ -11,7 +11,10 @@ tiny model (64 px images, a few iterations):
   exits 1 instead of printing an empty AP table;
 - ``--resume`` without a checkpoint says that training starts from scratch;
 - a corrupt image the start-up check did not look at (``--check-images
-  exists``): training stops with an error naming the file.
+  exists``): training stops with an error naming the file;
+- a second run into a work directory in use stops with exit status 1 and
+  names the holder; a lock left by a killed run is taken over with a
+  warning; the lock is released on a normal end, an error and an exception.
 """
 import errno
 import glob
@@ -19,8 +22,10 @@ import importlib
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
+import textwrap
 from types import ModuleType
 from typing import List
 
@@ -29,6 +34,7 @@ import torch
 from mmengine.config import Config
 from mmengine.fileio.backends import LocalBackend
 
+from dynconv_mmdet.engine import work_dir_lock
 from tools.misc.generate_toy_coco import generate_toy_coco
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -165,7 +171,12 @@ main(sys.argv[1:])
 """
 
 
-def test_killed_while_saving_then_resume(toy_root, tmp_path, monkeypatch):
+def _lock(work_dir: str) -> str:
+    return osp.join(work_dir, work_dir_lock.LOCK_NAME)
+
+
+def test_killed_while_saving_then_resume(toy_root, tmp_path, monkeypatch,
+                                         capsys):
     cfg = _config(tmp_path, toy_root, iters=3, interval=1, keep=1)
     work_dir = str(tmp_path / 'work')
     driver = str(tmp_path / 'killed_train.py')
@@ -192,9 +203,17 @@ def test_killed_while_saving_then_resume(toy_root, tmp_path, monkeypatch):
     assert _load(osp.join(work_dir, 'iter_1.pth'))['meta']['iter'] == 1
     assert _pointer(work_dir) == osp.join(work_dir, 'iter_1.pth')
     assert [n for n in os.listdir(work_dir) if n.startswith('.iter_2.pth')]
+    # SIGKILL left the lock: the process is gone, the lock is taken over
+    with open(_lock(work_dir)) as f:
+        killed_pid = json.load(f)['pid']
+    assert killed_pid != os.getpid()
 
     monkeypatch.chdir(tmp_path)
     _tool('train').main([cfg, '--work-dir', work_dir, '--resume'])
+    err = capsys.readouterr().err
+    assert f'took over the lock {_lock(work_dir)} of process {killed_pid}' \
+        in err
+    assert not osp.exists(_lock(work_dir))
     assert _ckpts(work_dir) == ['iter_3.pth']
     assert _load(osp.join(work_dir, 'iter_3.pth'))['meta']['iter'] == 3
     assert _pointer(work_dir) == osp.join(work_dir, 'iter_3.pth')
@@ -272,6 +291,12 @@ def test_resume_without_checkpoint_starts_from_scratch(toy_root, tmp_path,
     assert 'training starts from scratch' in log
     assert 'latest checkpoint None' not in log
     assert _ckpts(work_dir) == ['iter_1.pth']
+    # the lock went with the run: --resume into the same folder works
+    assert not osp.exists(_lock(work_dir))
+    _tool('train').main([cfg, '--work-dir', work_dir, '--resume'])
+    log = ''.join(capsys.readouterr())
+    assert f'Resuming from {osp.join(work_dir, "iter_1.pth")}' in log
+    assert 'took over' not in log and not osp.exists(_lock(work_dir))
 
 
 def test_corrupt_image_during_training_names_the_file(toy_root, tmp_path,
@@ -290,6 +315,8 @@ def test_corrupt_image_during_training_names_the_file(toy_root, tmp_path,
         train.main,
         [cfg, '--work-dir', str(tmp_path / 'w1')])
     assert names[-1] in message and 'cannot be opened' in message
+    # (nothing was written: the folder made for the lock is gone again)
+    assert not osp.exists(str(tmp_path / 'w1'))
     # ... and when it is skipped, loading it in a worker names it
     from dynconv_mmdet.datasets import ImageDecodeError
     with pytest.raises(ImageDecodeError) as info:
@@ -298,3 +325,62 @@ def test_corrupt_image_during_training_names_the_file(toy_root, tmp_path,
             str(tmp_path / 'w2'), '--check-images', 'exists'
         ])
     assert broken in str(info.value)
+    assert not osp.exists(_lock(str(tmp_path / 'w2')))
+
+
+# Another run holding a work directory's lock: the lock module alone (it
+# needs only the standard library), so that the process starts at once.
+_HOLDER = textwrap.dedent("""
+    import importlib.util, sys, time
+    spec = importlib.util.spec_from_file_location('lock', sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.WorkDirLock(sys.argv[2]).acquire()
+    print('held', flush=True)
+    time.sleep(300)
+""")
+
+
+def test_second_run_into_a_work_dir_in_use_stops(toy_root, tmp_path,
+                                                 monkeypatch):
+    cfg = _config(tmp_path, toy_root, iters=1, interval=1)
+    work_dir = str(tmp_path / 'work')
+    first = subprocess.Popen(
+        [sys.executable, '-c', _HOLDER, work_dir_lock.__file__, work_dir],
+        stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert first.stdout.readline().strip() == 'held'
+        with open(_lock(work_dir)) as f:
+            started = json.load(f)['started']
+        monkeypatch.chdir(tmp_path)
+        message = _exit_message(
+            _tool('train').main, [cfg, '--work-dir', work_dir])
+        assert f'the work directory {work_dir} is in use by another ' \
+            'training run' in message
+        assert f'process {first.pid} on host {socket.gethostname()} ' \
+            f'(since {started})' in message
+        assert '--work-dir' in message and 'Wait until' in message
+        assert f'remove {_lock(work_dir)}' in message
+        # the second run wrote nothing, the first one's lock is intact
+        assert os.listdir(work_dir) == [work_dir_lock.LOCK_NAME]
+        with open(_lock(work_dir)) as f:
+            assert json.load(f)['pid'] == first.pid
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    assert not osp.exists(_lock(work_dir))
+
+
+def test_classification_train_refuses_a_work_dir_in_use(tmp_path):
+    """projects/classification/tools/train.py takes the same lock."""
+    work_dir = str(tmp_path / 'work')
+    cfg = tmp_path / 'cls.py'
+    cfg.write_text('train_dataloader = None\n')
+    train = importlib.import_module('projects.classification.tools.train')
+    with work_dir_lock.WorkDirLock(work_dir):
+        message = _exit_message(train.main, [str(cfg), '--work-dir', work_dir])
+        assert f'the work directory {work_dir} is in use' in message
+        assert f'process {os.getpid()} on host' in message
+        assert os.listdir(work_dir) == [work_dir_lock.LOCK_NAME]
+    assert not osp.exists(work_dir)

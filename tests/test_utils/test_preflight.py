@@ -358,3 +358,125 @@ def test_train_tool_check_images_flag(toy_root, tmp_path, monkeypatch):
     assert 'cannot be decoded in full' in str(info.value.code)
     train.main([cfg_file, '--check-images', 'exists'])
     assert built[-1] == 'trained'
+
+
+# -- boxes mmdet would drop, EXIF-rotated images ---------------------------
+
+
+def test_unlisted_categories_are_refused_at_start_up(toy_root, tmp_path,
+                                                     monkeypatch):
+    """A config that lists only some of the file's categories would lose the
+    others' boxes: refused, unless the config opts out explicitly."""
+    with open(osp.join(toy_root, 'annotations', 'instances_train.json')) as f:
+        data = json.load(f)
+    counts = {
+        cat['name']:
+        sum(a['category_id'] == cat['id'] for a in data['annotations'])
+        for cat in data['categories']
+    }
+    assert counts['triangle'] and counts['star']
+    cfg = _toy_cfg(toy_root)
+    cfg.train_dataloader.dataset.metainfo = dict(classes=('circle', 'square'))
+    with pytest.raises(PreflightError) as info:
+        check_config(cfg, splits=('train', ))
+    msg = str(info.value)
+    assert 'train_dataloader.dataset' in msg
+    for name in ('triangle', 'star'):
+        boxes = f'{counts[name]} box' + ('' if counts[name] == 1 else 'es')
+        assert f"'{name}' ({boxes})" in msg
+    dropped = counts['triangle'] + counts['star']
+    assert (f"drop their {dropped} of the file's {len(data['annotations'])} "
+            'boxes') in msg
+    assert 'data_check = dict(ignore_unlisted_categories=True)' in msg
+    # the opt-out: in the config, or as an argument
+    check_config(cfg, splits=('train', ), ignore_unlisted_categories=True)
+    cfg.data_check = dict(ignore_unlisted_categories=True)
+    check_config(cfg, splits=('train', ))
+    # a misspelt option or value is reported, not ignored
+    cfg.data_check = dict(ignore_unlisted_category=True)
+    with pytest.raises(PreflightError, match='unknown option'):
+        check_config(cfg, splits=('train', ))
+    cfg.data_check = dict(ignore_unlisted_categories='yes')
+    with pytest.raises(PreflightError, match='must be True or False'):
+        check_config(cfg, splits=('train', ))
+
+    # tools/train.py: `--cfg-options` sets the opt-out
+    monkeypatch.chdir(tmp_path)
+    cfg.pop('data_check')
+    cfg_file = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_file)
+    train = _load_tool('train')
+    built = []
+
+    class _FakeRunner:
+
+        def train(self):
+            built.append('trained')
+
+    monkeypatch.setattr(train.RUNNERS, 'build',
+                        lambda cfg: built.append(cfg) or _FakeRunner())
+    with pytest.raises(SystemExit) as info:
+        train.main([cfg_file])
+    assert "'star'" in str(info.value.code) and not built
+    train.main([
+        cfg_file, '--cfg-options', 'data_check.ignore_unlisted_categories=True'
+    ])
+    assert built[-1] == 'trained'
+
+
+def test_exif_rotated_image_is_found_at_start_up(toy_root, tmp_path):
+    """A photo whose EXIF orientation turns it by 90 degrees no longer fits
+    its annotated width / height; the pipeline's loader decides."""
+    import numpy as np
+    from PIL import Image
+
+    root = _copy_set(toy_root, str(tmp_path / 'set'))
+    ann_file = osp.join(root, 'annotations', 'instances_train.json')
+    with open(ann_file) as f:
+        data = json.load(f)
+    first = data['images'][0]
+    first.update(width=224, height=160)
+    with open(ann_file, 'w') as f:
+        json.dump(data, f)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((160, 224, 3), np.uint8)).save(
+        osp.join(root, 'train', first['file_name']),
+        'PNG',
+        exif=exif.tobytes())
+    cfg = _toy_cfg(root)
+    with pytest.raises(PreflightError) as info:
+        check_config(cfg, splits=('train', ))
+    msg = str(info.value)
+    assert (f"'{first['file_name']}' (annotation 224x160, decoded 160x224 "
+            'after its EXIF orientation 6)') in msg
+    # a loader that ignores the orientation decodes the stored size
+    cfg.train_dataloader.dataset.pipeline[0].color_type = (
+        'color_ignore_orientation')
+    check_config(cfg, splits=('train', ))
+
+
+@pytest.mark.parametrize('option, expected', [
+    ('model.backbone.out_indices=[1,2,3]', 'set model.neck.in_channels='
+     '[512, 1024, 2048] or change model.backbone.out_indices'),
+    ('model.backbone.frozen_stages=5', 'frozen_stages'),
+])
+def test_train_tool_refuses_backbone_neck_mismatch(toy_root, tmp_path,
+                                                   monkeypatch, option,
+                                                   expected):
+    """An FPN whose inputs do not match ``out_indices``, or stages out of
+    range: refused at start-up, before mmdet fails in the first forward
+    (or with an ``AttributeError`` about ``layer5``)."""
+    monkeypatch.chdir(tmp_path)
+    _copy_set(toy_root, str(tmp_path / 'data' / 'toy_coco'))
+    train = _load_tool('train')
+    built = []
+    monkeypatch.setattr(train.RUNNERS, 'build', built.append)
+    with pytest.raises(SystemExit) as info:
+        train.main([
+            TOY_CONFIG, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options', option
+        ])
+    msg = str(info.value.code)
+    assert msg.startswith('error: ') and expected in msg
+    assert not built

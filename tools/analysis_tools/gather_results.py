@@ -13,6 +13,10 @@ them (fractions in [0, 1]; -1 where COCO could not compute one); ``flops``
 (optional) is a plain count of floating-point operations. A directory
 argument stands for every ``metrics.json`` below it.
 
+A file that is not UTF-8 JSON, an AP outside [0, 1] (a percentage such as
+37.4) and NaN or infinity are refused with an error naming the file and the
+key. A ``|`` in a run's name is escaped (``\\|``) in the Markdown table.
+
 Example::
 
     python tools/analysis_tools/gather_results.py work_dirs/*/metrics.json \\
@@ -20,9 +24,11 @@ Example::
 """
 import argparse
 import json
+import math
 import numbers
 import os
 import os.path as osp
+import re
 import sys
 from typing import Dict, List, Optional, Sequence
 
@@ -61,6 +67,35 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _check_ap_values(path: str, values: Dict[str, float]) -> None:
+    """Refuse AP values that are not COCO fractions.
+
+    ``CocoMetric`` reports every AP as a fraction in [0, 1], or -1 where
+    COCO could not compute it. A value such as 37.4 is a percentage (it
+    would print as 3740.0), NaN and infinity are no result at all.
+
+    Raises:
+        ValueError: Naming ``path``, the key and the value.
+    """
+    for key, value in values.items():
+        if not math.isfinite(value):
+            raise ValueError(
+                f'{path}: metric {key} is {value!r}, not a finite number: '
+                'the evaluation produced no result for it. Evaluate the '
+                'checkpoint again (tools/test.py) or leave this run out.')
+        if value == -1 or 0 <= value <= 1:
+            continue
+        if 1 < value <= 100:
+            raise ValueError(
+                f'{path}: metric {key} is {value!r}, outside [0, 1]: it '
+                'looks like a percentage. The run file must hold COCO AP as '
+                f'a fraction, as tools/test.py writes it ({value / 100:g} '
+                f'for {value:g} AP); divide the AP values by 100.')
+        raise ValueError(
+            f'{path}: metric {key} is {value!r}, outside [0, 1]: COCO AP is '
+            'a fraction in [0, 1], or -1 where COCO could not compute it.')
+
+
 def load_run(path: str) -> dict:
     """Read and validate one run JSON.
 
@@ -79,6 +114,13 @@ def load_run(path: str) -> dict:
     except json.JSONDecodeError as e:
         raise ValueError(f'{path}: invalid JSON ({e.msg} at line {e.lineno}, '
                          f'column {e.colno}).') from e
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f'{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at '
+            f'offset {e.start} cannot be decoded), so not a run file '
+            'written by tools/test.py.') from e
+    except OSError as e:
+        raise ValueError(f'{path}: cannot be read ({e.strerror or e}).') from e
     if not isinstance(data, dict):
         raise ValueError(f'{path}: expected a JSON object with config, '
                          f'checkpoint, metrics and params, got '
@@ -103,6 +145,8 @@ def load_run(path: str) -> dict:
     bad = sorted(k for k in used & set(metrics) if not _is_number(metrics[k]))
     if bad:
         raise ValueError(f'{path}: non-numeric metric(s) {", ".join(bad)}.')
+    present = sorted(used & set(metrics))
+    _check_ap_values(path, {k: metrics[k] for k in present})
     tasks = []
     for task in TASKS:
         keys = [f'coco/{task}_{suffix}' for _, suffix in AP_COLUMNS]
@@ -117,13 +161,14 @@ def load_run(path: str) -> dict:
         raise ValueError(f'{path}: no COCO bbox metrics (expected '
                          '"coco/bbox_mAP", "coco/bbox_mAP_50", ...).')
     params = data['params']
-    if not _is_number(params) or params < 0:
-        raise ValueError(f'{path}: "params" must be a non-negative number, '
-                         f'got {params!r}.')
+    if not _is_number(params) or not math.isfinite(params) or params < 0:
+        raise ValueError(f'{path}: "params" must be a finite non-negative '
+                         f'number, got {params!r}.')
     flops = data.get('flops')
-    if flops is not None and (not _is_number(flops) or flops < 0):
-        raise ValueError(f'{path}: "flops" must be a non-negative number, '
-                         f'got {flops!r}.')
+    if flops is not None and (not _is_number(flops) or not math.isfinite(flops)
+                              or flops < 0):
+        raise ValueError(f'{path}: "flops" must be a finite non-negative '
+                         f'number, got {flops!r}.')
     return dict(
         name=osp.splitext(osp.basename(data['config']))[0],
         config=data['config'],
@@ -160,6 +205,12 @@ def _ap(run: dict, task: str, suffix: str) -> Optional[float]:
     return None if value < 0 else 100.0 * value
 
 
+def markdown_cell(text: str) -> str:
+    """``text`` made safe for one Markdown table cell: ``|`` is escaped as
+    ``\\|`` (shown as ``|``), line breaks become spaces."""
+    return re.sub(r'[\r\n]+', ' ', str(text)).replace('|', r'\|')
+
+
 def make_table(runs: Sequence[dict]) -> str:
     """One Markdown table: a row per run and task (bbox, and segm for
     instance segmentation runs). AP values are percentages."""
@@ -172,7 +223,7 @@ def make_table(runs: Sequence[dict]) -> str:
     for run in runs:
         for task in run['tasks']:
             aps = [_ap(run, task, suffix) for _, suffix in AP_COLUMNS]
-            cells = [run['name'], task]
+            cells = [markdown_cell(run['name']), task]
             cells += ['-' if ap is None else f'{ap:.1f}' for ap in aps]
             cells.append(f'{run["params"] / 1e6:.2f}')
             flops = run['flops']

@@ -8,8 +8,10 @@ neither message names the image, and in a data-loader worker the index of
 the sample is lost too. :class:`CheckedLoadImageFromFile` behaves exactly as
 ``LoadImageFromFile`` (same arguments, same results) and turns any failure
 into an :class:`ImageDecodeError` that names the file and says what to do.
+:func:`use_checked_image_loader` puts it in a runner's pipelines, which keep
+mmdet's ``LoadImageFromFile`` name for its inferencer and for mmdeploy.
 """
-from typing import Optional
+from typing import Any, MutableMapping, Optional
 
 from mmcv.transforms import LoadImageFromFile
 from mmengine.registry import TRANSFORMS
@@ -60,3 +62,39 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
             'file. To find every such file before training, run the start-up '
             'check with a full decode: DYNCONV_CHECK_IMAGES=full python '
             'tools/train.py CONFIG.')
+
+
+_PLAIN_LOADERS = ('LoadImageFromFile', 'mmcv.LoadImageFromFile',
+                  LoadImageFromFile)
+
+
+def use_checked_image_loader(node: Any) -> int:
+    """Load images with the checked loader in a pipeline-holding config.
+
+    Our configs keep mmdet's ``LoadImageFromFile`` in their pipelines, the
+    name mmdet's ``DetInferencer`` and mmdeploy look for; the runner
+    (:class:`~dynconv_mmdet.engine.runner.SafeLoadRunner`) calls this on
+    the data loader and custom hook configs it builds, so that training,
+    validation and testing name the image they cannot read. Rewrites, in
+    place, every ``LoadImageFromFile`` found below ``node`` (nested datasets
+    such as ``MultiImageMixDataset`` and ``PipelineSwitchHook``'s pipeline
+    included) to :class:`CheckedLoadImageFromFile`, keeping its arguments.
+
+    Args:
+        node (dict | list): A data loader / dataset / hook config, or a list
+            of them.
+
+    Returns:
+        int: How many loaders were replaced.
+    """
+    count = 0
+    if isinstance(node, MutableMapping):
+        if node.get('type') in _PLAIN_LOADERS:
+            node['type'] = 'CheckedLoadImageFromFile'
+            count += 1
+        for value in node.values():
+            count += use_checked_image_loader(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += use_checked_image_loader(value)
+    return count

@@ -111,6 +111,30 @@ def _remove_checkpoint(path: str) -> bool:
     return False
 
 
+def _checkpoint_size(path: str) -> Optional[int]:
+    """Bytes of a checkpoint file (or DeepSpeed folder); None if unknown."""
+    try:
+        if osp.isdir(path):
+            return sum(
+                osp.getsize(osp.join(root, name))
+                for root, _, names in os.walk(path) for name in names)
+        return osp.getsize(path)
+    except OSError:
+        return None
+
+
+def _format_size(size: int) -> str:
+    """``size`` bytes in the largest unit that keeps it >= 1 (``'1.5 GB'``,
+    decimal units, as ``df -H``)."""
+    value = float(size)
+    for unit in ('bytes', 'kB', 'MB', 'GB'):
+        if value < 1000:
+            return (f'{size} bytes'
+                    if unit == 'bytes' else f'{value:.1f} {unit}')
+        value /= 1000
+    return f'{value:.1f} TB'
+
+
 def _non_finite_tensors(model: torch.nn.Module) -> List[str]:
     """Names of the floating-point parameters and buffers holding NaN or
     infinity."""
@@ -227,13 +251,53 @@ class AtomicCheckpointHook(CheckpointHook):
                 f'could not write the checkpoint {final_path} at iteration '
                 f'{runner.iter + 1} (epoch {runner.epoch + 1}): '
                 f'{type(err).__name__}: {err}. The partial file was removed. '
-                f'{kept} Free space in {self.out_dir} (or choose another '
-                'folder with --work-dir or default_hooks.checkpoint.out_dir, '
-                'or keep fewer checkpoints with default_hooks.checkpoint.'
-                'max_keep_ckpts), then continue with `python tools/train.py '
-                'CONFIG --resume`.')
+                f'{kept} {self._space_advice(previous)} Then continue with '
+                '`python tools/train.py CONFIG --resume`.')
             runner.logger.error(message)
             raise CheckpointSaveError(message) from err
+
+    def _checkpoints_on_disk(self) -> List[str]:
+        """The complete checkpoints (regular and best) of ``out_dir``;
+        partial (hidden) files are left out."""
+        folder = glob.escape(str(self.out_dir))
+        found = set()
+        for name in (self.filename_tmpl.format('*'), 'best_*'):
+            found.update(
+                p for p in glob.glob(osp.join(folder, name))
+                if osp.isfile(p) or osp.isdir(p))
+        return sorted(found)
+
+    def _space_advice(self, previous: Optional[str]) -> str:
+        """What to do when a save failed: free space, another folder and,
+        only where it frees something, fewer checkpoints.
+
+        An atomic save writes the new checkpoint next to the previous one
+        and removes the previous one only afterwards, so with one
+        checkpoint kept (``max_keep_ckpts=1``, or one on disk) keeping
+        fewer would not help: the folder needs room for two checkpoints.
+
+        Args:
+            previous (str, optional): The checkpoint that is kept, whose
+                size tells how much room the new one needs.
+        """
+        elsewhere = ('or choose another folder with --work-dir or '
+                     'default_hooks.checkpoint.out_dir')
+        on_disk = self._checkpoints_on_disk()
+        if self.max_keep_ckpts == 1 or len(on_disk) <= 1:
+            sized = previous or (on_disk[0] if on_disk else None)
+            size = _checkpoint_size(sized) if sized else None
+            room = f'Free space in {self.out_dir}'
+            if size is not None:
+                room += f', about {_format_size(size)} (the size of {sized})'
+            kept = ('max_keep_ckpts is 1' if self.max_keep_ckpts == 1 else
+                    f'{len(on_disk)} checkpoint(s) of this run on disk')
+            return (f'{room}, {elsewhere}: an atomic save writes the new '
+                    'checkpoint before it removes the previous one, so it '
+                    'needs room for two checkpoints, and keeping fewer '
+                    f'checkpoints would not help ({kept}).')
+        return (f'Free space in {self.out_dir} ({elsewhere}, or keep fewer '
+                'checkpoints with default_hooks.checkpoint.max_keep_ckpts: '
+                f'{len(on_disk)} are on disk).')
 
     @staticmethod
     def _previous_checkpoint(runner) -> Optional[str]:

@@ -18,3 +18,7 @@ class CheckpointSaveError(TrainingAborted):
 
 class NonFiniteError(TrainingAborted):
     """The loss or the weights stopped being finite (NaN or infinity)."""
+
+
+class NonFinitePredictionError(NonFiniteError):
+    """A model's raw predictions (before NMS) hold NaN or infinity."""

@@ -10,7 +10,8 @@ building, as in the other dynamic backbones.
 """
 import copy
 import inspect
-from typing import Iterator, Optional, Tuple, Union
+import numbers
+from typing import Any, Iterator, Mapping, Optional, Tuple, Union
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
@@ -19,7 +20,7 @@ from mmdet.models.layers import CSPLayer
 from mmengine.model.weight_init import initialize
 
 from ..layers import DynamicConv2d
-from .base import DynamicBackboneMixin
+from .base import DynamicBackboneMixin, StageTable, check_choice
 
 
 def mmdet_default(cls: type, name: str):
@@ -100,6 +101,7 @@ class CSPBackboneMixin(DynamicBackboneMixin):
                   pretrained: Optional[str]) -> None:
         """Build mmdet's backbone, then place the dynamic convs."""
         self._check_positional(args)
+        self._check_arguments(temperature, arch, *args, **kwargs)
         init_cfg = self._split_init_cfg(init_cfg, strict_pretrained,
                                         pretrained)
         # mmdet's init_cfg (a Kaiming init of every nn.Conv2d) runs in
@@ -121,6 +123,29 @@ class CSPBackboneMixin(DynamicBackboneMixin):
             }
         self._place_dynamic_convs(preset, dynamic, temperature,
                                   freeze_shared_state)
+
+    @classmethod
+    def stage_table(cls, arguments: Mapping[str, Any]) -> StageTable:
+        """The stem and ``stage1``... of mmdet's ``arch_settings[arch]``
+        (or ``arch_ovewrite``), rows ``[in, out, ...]`` times
+        ``widen_factor``; ``frozen_stages`` up to the number of stages."""
+        name = cls.__name__
+        rows = arguments.get('arch_ovewrite')
+        if not rows:
+            check_choice(name, 'arch', arguments['arch'],
+                         tuple(cls.arch_settings))
+            rows = cls.arch_settings[arguments['arch']]
+        widen = arguments['widen_factor']
+        if not isinstance(widen, numbers.Real) or isinstance(
+                widen, bool) or not widen > 0:
+            raise ValueError(f'{name}: widen_factor must be a positive '
+                             f'number, e.g. 0.375; got {widen!r}')
+        return StageTable(
+            names=('stem', ) + tuple(f'stage{i + 1}'
+                                     for i in range(len(rows))),
+            channels=(int(rows[0][0] * widen), ) +
+            tuple(int(row[1] * widen) for row in rows),
+            max_frozen=len(rows))
 
     def _dynamic_sites(self, layout: dict) -> Iterator[Tuple[nn.Module, str]]:
         kinds = tuple(layout['parts'])

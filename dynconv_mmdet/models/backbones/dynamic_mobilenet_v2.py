@@ -1,12 +1,14 @@
 """MobileNetV2 whose convolutions can be dynamic."""
-from typing import Iterator, Optional, Tuple, Union
+import numbers
+from typing import Any, Iterator, Mapping, Optional, Tuple, Union
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmdet.models.backbones import MobileNetV2
+from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 
-from .base import DynamicBackboneMixin
+from .base import DynamicBackboneMixin, StageTable
 from .layout import MOBILENET_V2_PRESETS
 
 
@@ -60,15 +62,37 @@ class DynamicMobileNetV2(DynamicBackboneMixin, MobileNetV2):
                  pretrained: Optional[str] = None,
                  **kwargs) -> None:
         self._check_positional(args)
-        init_cfg = self._split_init_cfg(init_cfg, strict_pretrained,
-                                        pretrained)
         if args:
             # mmdet's second positional argument is out_indices
             out_indices, args = args[0], args[1:]
+        self._check_arguments(temperature, widen_factor, out_indices, *args,
+                              **kwargs)
+        init_cfg = self._split_init_cfg(init_cfg, strict_pretrained,
+                                        pretrained)
         super().__init__(
             widen_factor, out_indices, *args, init_cfg=init_cfg, **kwargs)
         self._place_dynamic_convs(preset, dynamic, temperature,
                                   freeze_shared_state)
+
+    @classmethod
+    def stage_table(cls, arguments: Mapping[str, Any]) -> StageTable:
+        """``layer1``-``layer7`` (the rows of mmdet's ``arch_settings``,
+        widened and rounded to multiples of 8) and the last 1x1 conv
+        ``conv2`` (1280 channels, widened only above 1.0); ``frozen_stages``
+        up to 7 (``conv2`` is never frozen)."""
+        widen = arguments['widen_factor']
+        if not isinstance(widen, numbers.Real) or isinstance(
+                widen, bool) or not widen > 0:
+            raise ValueError(f'{cls.__name__}: widen_factor must be a '
+                             f'positive number, e.g. 1.0; got {widen!r}')
+        rows = cls.arch_settings
+        last = int(1280 * widen) if widen > 1.0 else 1280
+        return StageTable(
+            names=tuple(f'layer{i + 1}'
+                        for i in range(len(rows))) + ('conv2', ),
+            channels=tuple(make_divisible(row[1] * widen, 8)
+                           for row in rows) + (last, ),
+            max_frozen=len(rows))
 
     def _dynamic_sites(self, layout: dict) -> Iterator[Tuple[nn.Module, str]]:
         parts = []

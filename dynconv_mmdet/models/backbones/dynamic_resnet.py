@@ -1,5 +1,5 @@
 """ResNet whose convolutions can be dynamic."""
-from typing import Any, Iterator, Optional, Tuple, Union
+from typing import Any, Iterator, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -8,7 +8,7 @@ from mmdet.models.backbones import ResNet
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
 from mmdet.registry import MODELS
 
-from .base import DynamicBackboneMixin
+from .base import DynamicBackboneMixin, StageTable, check_choice, is_integer
 from .layout import RESNET_PRESETS
 
 
@@ -127,12 +127,37 @@ class DynamicResNet(DynamicBackboneMixin, ResNet):
                  pretrained: Optional[str] = None,
                  **kwargs) -> None:
         self._check_positional(args)
+        self._check_arguments(temperature, depth, *args, **kwargs)
         init_cfg = self._split_init_cfg(init_cfg, strict_pretrained,
                                         pretrained)
         super().__init__(depth, *args, init_cfg=init_cfg, **kwargs)
         self._place_dynamic_convs(preset, dynamic, temperature,
                                   freeze_shared_state)
         self._add_drop_path(drop_path_rate)
+
+    @classmethod
+    def stage_table(cls, arguments: Mapping[str, Any]) -> StageTable:
+        """``layer1``... of mmdet's ResNet: ``base_channels * 2**i`` times
+        the block's expansion channels; ``frozen_stages`` up to
+        ``num_stages``."""
+        name = cls.__name__
+        depth = arguments['depth']
+        check_choice(name, 'depth', depth, tuple(cls.arch_settings))
+        block, stage_blocks = cls.arch_settings[depth]
+        num_stages = arguments['num_stages']
+        if not is_integer(num_stages) or \
+                not 1 <= num_stages <= len(stage_blocks):
+            raise ValueError(f'{name}: num_stages must be an integer in '
+                             f'1..{len(stage_blocks)}; got {num_stages!r}')
+        base = arguments['base_channels']
+        if not is_integer(base) or base < 1:
+            raise ValueError(f'{name}: base_channels must be a positive '
+                             f'integer; got {base!r}')
+        return StageTable(
+            names=tuple(f'layer{i + 1}' for i in range(num_stages)),
+            channels=tuple(base * 2**i * block.expansion
+                           for i in range(num_stages)),
+            max_frozen=num_stages)
 
     def _add_drop_path(self, rate: float) -> None:
         """Stochastic depth with ``rate`` on every block's residual branch

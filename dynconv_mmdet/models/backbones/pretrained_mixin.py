@@ -13,6 +13,10 @@ class PretrainedLoaderMixin:
     """
 
     pretrained_arch: str = ''
+    #: The model holding this backbone (detector, classifier) refuses a
+    #: state dict that does not fit it, whatever loads it
+    #: (:mod:`dynconv_mmdet.checkpoint.guard`).
+    guards_parent_load: bool = True
 
     def _split_init_cfg(
             self,

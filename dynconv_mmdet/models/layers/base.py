@@ -1,6 +1,7 @@
 """Common base of the dynamic convolution layers."""
 import copy
 import math
+import numbers
 import operator
 from typing import (Any, Callable, ClassVar, Dict, Hashable, Iterable, List,
                     NamedTuple, Optional, Sequence, Tuple, Union)
@@ -679,23 +680,47 @@ class TemperatureMixin:
     def temperature(self, value: Optional[float]) -> None:
         if value is None:
             value = type(self).temperature_default
-        value = float(value)
         self._temperature = check_temperature(type(self), value)
 
 
-def check_temperature(cls: type, value: float) -> float:
-    """Return ``value`` if it is a valid temperature of family ``cls``.
+def is_temperature_number(value: Any) -> bool:
+    """Whether ``value`` is a real number a temperature can take (an
+    ``int``, a ``float``, a NumPy scalar or a one-element real tensor; not
+    a ``bool``, a string or a sequence)."""
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and not value.is_complex() \
+            and value.dtype != torch.bool
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def temperature_range_text(cls: type) -> str:
+    """The valid temperatures of family ``cls``, e.g. ``'(0, inf]'``."""
+    low, high = cls.temperature_range
+    bound = '[' if cls.temperature_low_inclusive else '('
+    return f'{bound}{low:g}, {high:g}]'
+
+
+def check_temperature(cls: type, value: Any) -> float:
+    """Return ``value`` as a float if it is a valid temperature of family
+    ``cls``.
 
     Raises:
+        TypeError: Not a number (e.g. the string ``'30'``, a list, a bool).
         ValueError: Outside the family's :attr:`temperature_range`.
     """
+    doc = f' ({cls.temperature_doc})' if cls.temperature_doc else ''
+    if not is_temperature_number(value):
+        raise TypeError(
+            f'{cls.__name__}: temperature must be a number in '
+            f'{temperature_range_text(cls)} or None (the family\'s default, '
+            f'{cls.temperature_default}), got {value!r} of type '
+            f'{type(value).__name__}{doc}')
+    value = float(value)
     low, high = cls.temperature_range
     above = value >= low if cls.temperature_low_inclusive else value > low
     if not (above and value <= high and not math.isnan(value)):
-        bound = '[' if cls.temperature_low_inclusive else '('
-        doc = f' ({cls.temperature_doc})' if cls.temperature_doc else ''
-        raise ValueError(f'{cls.__name__}: temperature must be in {bound}'
-                         f'{low:g}, {high:g}], got {value}{doc}')
+        raise ValueError(f'{cls.__name__}: temperature must be in '
+                         f'{temperature_range_text(cls)}, got {value}{doc}')
     return value
 
 

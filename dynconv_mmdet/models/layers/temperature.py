@@ -4,14 +4,64 @@ Each family declares what its temperature means, its valid range and its
 default (:class:`~.base.DynamicConv2d`); layers of a family without a
 temperature are left alone.
 """
-from typing import Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch.nn as nn
 
-from .base import TemperatureMixin
+from .base import (TemperatureMixin, check_temperature, is_temperature_number,
+                   temperature_range_text)
 
 #: A temperature for all layers, or one computed per family class.
 TemperatureValue = Optional[Union[float, Callable[[type], float]]]
+
+
+def temperature_families() -> List[type]:
+    """Every family with a temperature imported so far (subclasses of
+    :class:`~.base.TemperatureMixin` that declare a
+    ``temperature_default``), in definition order."""
+    found: List[type] = []
+    pending = list(TemperatureMixin.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if cls not in found and \
+                getattr(cls, 'temperature_default', None) is not None:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def check_temperature_value(value: Any,
+                            families: Optional[Sequence[type]] = None,
+                            owner: str = '') -> None:
+    """Refuse a temperature that is not a number, ``None`` or a callable,
+    before anything is set or built.
+
+    Args:
+        value: What was given as ``temperature``.
+        families (Sequence[type], optional): The families concerned, whose
+            valid ranges the message lists; default: every family with a
+            temperature (:func:`temperature_families`); an empty sequence:
+            none (the model has no layer with a temperature).
+        owner (str): Who takes the value (e.g. a backbone's class name),
+            for the message.
+
+    Raises:
+        TypeError: ``value`` is e.g. the string ``'30'``, a list or a bool;
+            the message names ``temperature``, the value and the valid
+            ranges.
+    """
+    if value is None or callable(value) or is_temperature_number(value):
+        return
+    if families is None:
+        families = temperature_families()
+    ranges = '; '.join(f'{cls.__name__} {temperature_range_text(cls)}'
+                       for cls in families)
+    valid = f'valid ranges: {ranges}' if ranges else \
+        'no layer of this model has a temperature'
+    prefix = f'{owner}: ' if owner else ''
+    raise TypeError(f'{prefix}temperature must be a number ({valid}) or None '
+                    f'(each family\'s default), got {value!r} of type '
+                    f'{type(value).__name__}')
 
 
 def set_temperature(module: nn.Module, value: TemperatureValue = None) -> int:
@@ -24,15 +74,30 @@ def set_temperature(module: nn.Module, value: TemperatureValue = None) -> int:
             family's schedule); ``None`` sets each family's
             ``temperature_default``.
 
+    Every value is checked before any layer changes, so a refused value
+    leaves the temperatures as they were. A value that is not a number is
+    refused even when ``module`` has no layer with a temperature (a static
+    backbone given ``temperature='30'``).
+
     Returns:
         int: The number of layers changed.
 
     Raises:
+        TypeError: A value that is not a number nor ``None`` (e.g. the
+            string ``'30'`` or a list); the message names each family's
+            valid range.
         ValueError: A value outside a family's valid range.
     """
     layers = [m for m in module.modules() if isinstance(m, TemperatureMixin)]
+    families = list(dict.fromkeys(type(layer) for layer in layers))
+    check_temperature_value(value, families)
+    values = {}
+    for cls in families:
+        given = value(cls) if callable(value) else value
+        values[cls] = check_temperature(
+            cls, cls.temperature_default if given is None else given)
     for layer in layers:
-        layer.temperature = value(type(layer)) if callable(value) else value
+        layer.temperature = values[type(layer)]
     return len(layers)
 
 

@@ -9,12 +9,18 @@ repository root, e.g.::
 ``--resume`` and ``load_from`` checkpoints are read with
 ``weights_only=True`` and must fit the model exactly (``SafeLoadRunner`` of
 ``dynconv_mmdet``; ``--cfg-options strict_load=False`` loads what fits).
+
+One run per work directory, as in the detection ``tools/train.py``: rank 0
+takes the lock ``<work_dir>/train.lock`` before anything is written there
+and releases it on any exit; a second run into the same folder stops with a
+message naming the holder (:mod:`dynconv_mmdet.engine.work_dir_lock`).
 """
 import argparse
 import os
 import os.path as osp
 import sys
 from copy import deepcopy
+from typing import List, Optional
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
 if REPO_ROOT not in sys.path:
@@ -26,7 +32,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line (``sys.argv`` by default)."""
     parser = argparse.ArgumentParser(description='Train a classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -79,7 +86,7 @@ def parse_args() -> argparse.Namespace:
     # will pass the `--local-rank` parameter to `tools/train.py` instead
     # of `--local_rank`.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -142,21 +149,30 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point."""
+    args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
 
     import dynconv_mmdet  # noqa: F401  (registers SafeLoadRunner)
     from dynconv_mmdet.checkpoint import CheckpointError
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    from dynconv_mmdet.engine import WorkDirLockError, acquire_work_dir_lock
+
+    # One run per work directory; the lock goes first, released on any exit.
     try:
-        runner.train()
-    except CheckpointError as err:
+        lock = acquire_work_dir_lock(cfg.work_dir, launcher=args.launcher)
+    except WorkDirLockError as err:
         sys.exit(f'error: {err}')
+    with lock:
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        try:
+            runner.train()
+        except CheckpointError as err:
+            sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

@@ -1,29 +1,24 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
-"""Early, readable checks of COCO-format annotation files.
+"""Checks of a COCO-format annotation file against itself and the config.
 
-mmdet/pycocotools fail deep inside data loading (``KeyError: 'bbox'``,
-``FileNotFoundError`` for one image in the middle of an epoch, a corrupt
-image two iterations in, ``need at least one array to concatenate`` when the
-class names do not match or a split is empty, ...). Calling
-:func:`check_coco_annotations` before training turns these into one error
-that names the file, the problem and what to fix.
-
-Images are checked according to a mode (:data:`IMAGE_CHECK_MODES`): only
-that the files exist, their headers too (default: PIL opens every file and
-runs its ``verify()``, which reads a JPEG's header and every chunk of a PNG
-without decoding pixels; a JPEG without its end marker is decoded to
-confirm it is cut short), or a full decode of every image with PIL and with
-OpenCV, the decoder mmcv uses in training (slow; set the environment
-variable ``DYNCONV_CHECK_IMAGES=full``).
+The file must parse and have the COCO fields, its ids must be unique and
+refer to each other, its boxes must be ``[x, y, w, h]``; the config's
+classes (``metainfo.classes``) must be category names of the file in its
+order, and no category the config does not list may have annotations:
+mmdet's ``CocoDataset`` drops those boxes without a word, so this is refused
+unless the config says ``data_check = dict(ignore_unlisted_categories=True)``
+(:data:`DATA_CHECK_KEY`, :data:`IGNORE_UNLISTED_CATEGORIES`). The split must
+have images, and keep some after the dataset's ``filter_cfg``. The image
+files are then checked by :mod:`.images`.
 """
 import json
-import numbers
-import os
 import os.path as osp
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ..utils.formatting import format_listing
+from ...utils.formatting import format_listing
+from ._common import fmt_list, is_number
+from .images import check_image_files, image_check_mode
 
 _TOP_LEVEL_KEYS = ('images', 'annotations', 'categories')
 _REQUIRED_FIELDS: Dict[str, Sequence[str]] = {
@@ -32,24 +27,15 @@ _REQUIRED_FIELDS: Dict[str, Sequence[str]] = {
     'categories': ('id', 'name'),
 }
 
-#: How thoroughly image files are checked, from none to a full decode.
-IMAGE_CHECK_MODES = ('none', 'exists', 'header', 'full')
-#: Environment variable that sets the default mode.
-IMAGE_CHECK_ENV = 'DYNCONV_CHECK_IMAGES'
-_DEFAULT_IMAGE_CHECK = 'header'
-_SEQUENTIAL_BELOW = 64  # fewer files than this: no thread pool
-
-
-def _fmt_list(items: List[Any], use_repr: bool = True) -> str:
-    """The first few items, then how many more there are."""
-    if use_repr:
-        return format_listing(items, fmt=repr)
-    return format_listing(items, sep='; ')
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and value == value)
+#: Top-level config key with the options of the start-up data check.
+DATA_CHECK_KEY = 'data_check'
+#: Its option that lets categories the config does not list keep
+#: annotations (mmdet then drops them): ``data_check =
+#: dict(ignore_unlisted_categories=True)``.
+IGNORE_UNLISTED_CATEGORIES = 'ignore_unlisted_categories'
+_OPT_OUT = (f'`{DATA_CHECK_KEY} = dict({IGNORE_UNLISTED_CATEGORIES}=True)` '
+            'in the config (or `--cfg-options '
+            f'{DATA_CHECK_KEY}.{IGNORE_UNLISTED_CATEGORIES}=True`)')
 
 
 def _load_json(ann_file: str) -> Any:
@@ -102,111 +88,18 @@ def _check_unique_ids(ann_file: str, entries: List[dict], key: str) -> None:
         seen.add(entry['id'])
     if dups:
         raise ValueError(f'{ann_file!r}: duplicate "{key}" ids: '
-                         f'{_fmt_list(dups)}.')
+                         f'{fmt_list(dups)}.')
 
 
 def _bbox_problem(bbox: Any) -> Optional[str]:
     """Describe what is wrong with a COCO ``[x, y, w, h]`` box, if anything."""
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         return 'is not a list of 4 numbers [x, y, w, h]'
-    if not all(_is_number(v) for v in bbox):
+    if not all(is_number(v) for v in bbox):
         return 'contains non-numeric values'
     if bbox[2] < 0 or bbox[3] < 0:
         return 'has a negative width or height'
     return None
-
-
-def image_check_mode(check_images: Union[bool, str, None] = True) -> str:
-    """The image check mode (one of :data:`IMAGE_CHECK_MODES`).
-
-    Args:
-        check_images (bool or str or None): A mode; ``False`` for
-            ``'none'``; ``True`` or None for the environment variable
-            ``DYNCONV_CHECK_IMAGES`` if set, else ``'header'``.
-
-    Raises:
-        ValueError: For an unknown mode (argument or environment).
-    """
-    if check_images is False:
-        return 'none'
-    source = 'check_images'
-    if check_images is True or check_images is None:
-        check_images = os.environ.get(IMAGE_CHECK_ENV, '').strip()
-        source = f'the environment variable {IMAGE_CHECK_ENV}'
-        if not check_images:
-            return _DEFAULT_IMAGE_CHECK
-    mode = str(check_images).lower()
-    if mode not in IMAGE_CHECK_MODES:
-        raise ValueError(
-            f'unknown image check mode {check_images!r} (from {source}); '
-            f'use one of {", ".join(IMAGE_CHECK_MODES)}.')
-    return mode
-
-
-def image_problem(path: str, mode: str = 'header') -> Optional[str]:
-    """What is wrong with the image file ``path``, or None.
-
-    Args:
-        path (str): The image file.
-        mode (str): ``'exists'``, ``'header'`` (PIL ``open`` + ``verify``)
-            or ``'full'`` (also a full decode with PIL and with OpenCV).
-
-    Returns:
-        str or None: ``'missing'`` or a description of the decode failure.
-    """
-    if mode == 'none':
-        return None
-    if not osp.isfile(path):
-        return 'missing'
-    if mode == 'exists':
-        return None
-    from PIL import Image
-    try:
-        with Image.open(path) as image:
-            image_format = image.format
-            image.verify()
-        # verify() reads every chunk of a PNG but only the header of a
-        # JPEG: a JPEG whose end-of-image marker is missing (a cut download)
-        # is decoded in full to confirm.
-        if mode == 'full' or (image_format == 'JPEG'
-                              and not _has_jpeg_end(path)):
-            with Image.open(path) as image:
-                image.load()
-        if mode == 'full':
-            return _cv2_problem(path)
-    except Exception as err:  # PIL raises many types on bad data
-        return f'{type(err).__name__}: {err}'
-    return None
-
-
-def _has_jpeg_end(path: str, tail: int = 1024) -> bool:
-    """Whether the JPEG end-of-image marker is in the last ``tail`` bytes
-    (files may carry some trailing data after it)."""
-    with open(path, 'rb') as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - tail))
-        return b'\xff\xd9' in f.read()
-
-
-def _cv2_problem(path: str) -> Optional[str]:
-    """Decode ``path`` with OpenCV as mmcv's ``LoadImageFromFile`` does."""
-    import cv2
-    import numpy as np
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0 or cv2.imdecode(data, cv2.IMREAD_COLOR) is None:
-        return 'OpenCV cannot decode it'
-    return None
-
-
-def _image_problems(paths: Sequence[str], mode: str) -> List[Optional[str]]:
-    """:func:`image_problem` of every path (threads for many files: the
-    time goes into reading them)."""
-    if len(paths) < _SEQUENTIAL_BELOW:
-        return [image_problem(p, mode) for p in paths]
-    workers = min(16, 4 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(
-            pool.map(lambda p: image_problem(p, mode), paths, chunksize=64))
 
 
 def _check_classes(ann_file: str, data: dict, classes: Sequence[str]) -> None:
@@ -244,6 +137,39 @@ def _check_classes(ann_file: str, data: dict, classes: Sequence[str]) -> None:
             'config.')
 
 
+def _check_unlisted_categories(ann_file: str, data: dict,
+                               classes: Sequence[str]) -> None:
+    """No category outside the config's classes may have annotations: mmdet
+    selects the listed categories and drops the other boxes silently."""
+    listed = set(classes)
+    counts = Counter(ann['category_id'] for ann in data['annotations'])
+    unlisted = [(cat['id'], cat['name'], counts[cat['id']])
+                for cat in data['categories']
+                if cat['name'] not in listed and counts[cat['id']]]
+    if not unlisted:
+        return
+    unlisted.sort(key=lambda item: -item[2])  # the largest losses first
+    dropped = sum(count for _, _, count in unlisted)
+    total = len(data['annotations'])
+    items = [
+        f'id {cat_id!r} {name!r} ({count} box{"" if count == 1 else "es"})'
+        for cat_id, name, count in unlisted
+    ]
+    one = len(unlisted) == 1
+    noun = 'category' if one else 'categories'
+    raise ValueError(
+        f'{ann_file!r}: {len(unlisted)} {noun} of '
+        f'the file {"has" if one else "have"} annotations but '
+        f'{"is" if one else "are"} not among the config\'s classes '
+        f'(metainfo.classes: {tuple(classes)}): {format_listing(items)}. '
+        f'mmdet would drop their {dropped} of the file\'s {total} boxes '
+        'without a word. Add the categories to '
+        '`metainfo=dict(classes=(...))` of the dataset config (in the '
+        'file\'s order, with the head\'s `num_classes` to match), or, to '
+        'train and evaluate on the listed classes only, set '
+        f'{_OPT_OUT}.')
+
+
 def _check_not_empty(ann_file: str, data: dict,
                      classes: Optional[Sequence[str]],
                      filter_cfg: Optional[dict]) -> None:
@@ -278,7 +204,7 @@ def _check_not_empty(ann_file: str, data: dict,
     if min_size:
         kept = [
             img for img in kept
-            if _is_number(img['width']) and _is_number(img['height'])
+            if is_number(img['width']) and is_number(img['height'])
             and min(img['width'], img['height']) >= min_size
         ]
         reasons.append(f'min_size={min_size} drops the smaller images')
@@ -294,7 +220,9 @@ def check_coco_annotations(ann_file: str,
                            img_prefix: Optional[str] = None,
                            check_images: Union[bool, str, None] = True,
                            classes: Optional[Sequence[str]] = None,
-                           filter_cfg: Optional[dict] = None) -> None:
+                           filter_cfg: Optional[dict] = None,
+                           ignore_unlisted_categories: bool = False,
+                           exif_orientation: bool = True) -> None:
     """Validate a COCO-format annotation file, raising on the first problem.
 
     Checks, in order: the file exists and parses as JSON; the top-level
@@ -304,9 +232,11 @@ def check_coco_annotations(ann_file: str,
     and ``name``; ids are unique; annotations refer to existing images and
     categories; boxes are ``[x, y, w, h]`` with 4 numbers and non-negative
     size; ``classes`` (if given) are category names of the file, in its
-    order; the split has images, and keeps some after ``filter_cfg``; and
-    (if ``img_prefix`` is given) every image file under ``img_prefix``
-    exists and decodes, as deeply as ``check_images`` says.
+    order, and no other category has annotations (unless
+    ``ignore_unlisted_categories``); the split has images, and keeps some
+    after ``filter_cfg``; and (if ``img_prefix`` is given) every image file
+    under ``img_prefix`` exists and decodes, as deeply as ``check_images``
+    says, to the ``width`` / ``height`` of the file (from the header on).
 
     Args:
         ann_file (str): Path of the annotation JSON file.
@@ -320,6 +250,16 @@ def check_coco_annotations(ann_file: str,
             (``metainfo['classes']``). Defaults to None (not checked).
         filter_cfg (dict, optional): The dataset's ``filter_cfg``
             (``filter_empty_gt``, ``min_size``) for a training split.
+        ignore_unlisted_categories (bool): Let categories that ``classes``
+            does not list have annotations (mmdet drops them). Defaults to
+            False: refused, naming them and their box counts. The config
+            sets it with ``data_check =
+            dict(ignore_unlisted_categories=True)``.
+        exif_orientation (bool): Whether the training pipeline turns images
+            by their EXIF orientation (mmcv's ``LoadImageFromFile`` with
+            ``color_type`` ``'color'`` or ``'grayscale'`` and the cv2 or
+            pillow backend: the default), so that the decoded size compared
+            with ``width`` / ``height`` is the one training sees.
 
     Raises:
         FileNotFoundError: If ``ann_file``, ``img_prefix`` or image files
@@ -362,49 +302,25 @@ def check_coco_annotations(ann_file: str,
         raise ValueError(
             f'{ann_file!r}: {len(unknown_img)} annotation(s) refer to image '
             'ids that are not in "images": '
-            f'{_fmt_list(unknown_img, use_repr=False)}.')
+            f'{fmt_list(unknown_img, use_repr=False)}.')
     if unknown_cat:
         raise ValueError(
             f'{ann_file!r}: {len(unknown_cat)} annotation(s) refer to '
             'category ids that are not in "categories" '
             f'(known: {sorted(cat_ids)}): '
-            f'{_fmt_list(unknown_cat, use_repr=False)}.')
+            f'{fmt_list(unknown_cat, use_repr=False)}.')
     if bad_boxes:
         raise ValueError(
             f'{ann_file!r}: {len(bad_boxes)} malformed bbox(es) (COCO boxes '
             'are [x, y, width, height]): '
-            f'{_fmt_list(bad_boxes, use_repr=False)}.')
+            f'{fmt_list(bad_boxes, use_repr=False)}.')
 
     if classes is not None:
         _check_classes(ann_file, data, classes)
+        if not ignore_unlisted_categories:
+            _check_unlisted_categories(ann_file, data, classes)
     _check_not_empty(ann_file, data, classes, filter_cfg)
 
     if mode != 'none' and img_prefix is not None:
-        _check_image_files(ann_file, data['images'], img_prefix, mode)
-
-
-def _check_image_files(ann_file: str, images: List[dict], img_prefix: str,
-                       mode: str) -> None:
-    """Every image exists under ``img_prefix`` and decodes (``mode``)."""
-    if not osp.isdir(img_prefix):
-        raise FileNotFoundError(
-            f'Image directory {img_prefix!r} (for {ann_file!r}) does not '
-            'exist. Check `data_prefix` in the dataset config.')
-    names = [img['file_name'] for img in images]
-    problems = _image_problems([osp.join(img_prefix, n) for n in names], mode)
-    missing_files = [n for n, p in zip(names, problems) if p == 'missing']
-    if missing_files:
-        raise FileNotFoundError(
-            f'{len(missing_files)} of {len(images)} image files '
-            f'listed in {ann_file!r} are missing under {img_prefix!r}: '
-            f'{_fmt_list(missing_files)}.')
-    corrupt = [f'{n!r} ({p})' for n, p in zip(names, problems) if p]
-    if corrupt:
-        how = ('decoded in full'
-               if mode == 'full' else 'opened (header check)')
-        raise ValueError(
-            f'{len(corrupt)} of {len(images)} image files listed in '
-            f'{ann_file!r} under {img_prefix!r} cannot be {how}: '
-            f'{_fmt_list(corrupt, use_repr=False)}. Replace these files '
-            'with valid images, or remove them (and their annotations) from '
-            'the annotation file.')
+        check_image_files(ann_file, data['images'], img_prefix, mode,
+                          exif_orientation)
