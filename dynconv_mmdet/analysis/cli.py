@@ -3,7 +3,7 @@ from typing import Dict, Iterable
 
 from mmengine.utils import import_modules_from_strings
 
-from ..models.backbones.layout_literal import evaluate_layout_literal
+from .layout_literal import evaluate_layout_literal
 
 
 def read_layout(literal: str) -> dict:
@@ -12,7 +12,7 @@ def read_layout(literal: str) -> dict:
     Python literals plus ``dict(...)`` and arithmetic, e.g.
     ``"dict(conv_cfg=dict(type='FooConv2d'), stages=(True,) * 4)"``; no
     other name or call is available, and every value stays bounded
-    (``dynconv_mmdet.models.backbones.layout_literal``: ``9**9**9`` is
+    (``dynconv_mmdet.analysis.layout_literal``: ``9**9**9`` is
     refused at once, where ``eval`` would compute it for minutes).
 
     Raises:

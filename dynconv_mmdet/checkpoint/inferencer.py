@@ -1,15 +1,16 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
-"""mmdet's ``DetInferencer`` with safe reading and strict loading.
+"""mmdet's ``DetInferencer`` with explicit safe reading and strict loading.
 
-``DetInferencer`` reads its weights with mmengine's ``_load_checkpoint``
-(``torch.load`` without ``weights_only``, so
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` switches safe loading off) and loads
-them leniently: a checkpoint of another preset draws boxes from random
-weights with a warning. :class:`StrictDetInferencer` reads with
-:func:`~dynconv_mmdet.checkpoint.read_checkpoint` and loads with
-:func:`~dynconv_mmdet.checkpoint.load_state_dict_checked`; the rest
-(classes and palette from the checkpoint and config, pipeline,
-visualiser) is mmdet's.
+Once ``dynconv_mmdet`` is imported, mmdet's own ``DetInferencer`` already
+reads its weights safely (every mmengine scheme goes through
+:mod:`.schemes`) and refuses weights that do not fit a model holding one of
+our backbones (:mod:`.guard`). :class:`StrictDetInferencer`, which
+``tools/image_demo.py`` uses, makes both explicit for any model: it reads
+with :func:`~dynconv_mmdet.checkpoint.read_checkpoint`, loads with
+:func:`~dynconv_mmdet.checkpoint.load_state_dict_checked` (the
+``strict_load`` argument is the demo's ``--partial-load``); the rest
+(classes and palette from the checkpoint and config, pipeline, visualiser)
+is mmdet's.
 """
 from typing import Optional
 

@@ -1,11 +1,12 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
 """A runner that reads checkpoints safely and loads them strictly.
 
-mmengine's :class:`~mmengine.runner.Runner` reads ``load_from``,
-``--resume`` and ``tools/test.py`` checkpoints with ``torch.load`` without
-``weights_only`` (so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns safe
-loading off) and loads them with ``strict=False`` (weights of another preset
-are evaluated "with warnings"). :class:`SafeLoadRunner` changes only that:
+mmengine's :class:`~mmengine.runner.Runner`, left to itself, reads
+``load_from``, ``--resume`` and ``tools/test.py`` checkpoints with
+``torch.load`` without ``weights_only`` (so
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` turns safe loading off) and loads
+them with ``strict=False`` (weights of another preset are evaluated "with
+warnings"). :class:`SafeLoadRunner` changes only that:
 
 * every checkpoint is read by :func:`dynconv_mmdet.checkpoint.
   read_checkpoint` (``weights_only=True``, explicit);

@@ -4,8 +4,9 @@ import time
 
 import pytest
 
-from dynconv_mmdet.models.backbones.layout_literal import (
-    MAX_INT_BITS, MAX_ITEMS, LayoutLiteralError, evaluate_layout_literal)
+from dynconv_mmdet.analysis.layout_literal import (MAX_INT_BITS, MAX_ITEMS,
+                                                   LayoutLiteralError,
+                                                   evaluate_layout_literal)
 
 VALID = [
     "dict(conv_cfg=dict(type='FooConv2d'), stages=(True,) * 4)",
