@@ -75,9 +75,13 @@ def check_state_dict_fits(module: nn.Module, state_dict: Dict[str, Any],
 def _guard_parent(module: nn.Module, name: str,
                   submodule: Optional[nn.Module]) -> None:
     """Module-registration hook: guard the parent of a guarding child."""
-    if submodule is None or not getattr(submodule, GUARD_ATTRIBUTE, False):
+    # class attributes only: the parent may be a wrapper whose instance
+    # attribute lookup is not ready while its child is being set
+    # (``torch.compile``'s module delegates every lookup to that child)
+    if submodule is None or not getattr(
+            type(submodule), GUARD_ATTRIBUTE, False):
         return
-    if getattr(module, GUARD_ATTRIBUTE, False) or module.__dict__.get(
+    if getattr(type(module), GUARD_ATTRIBUTE, False) or module.__dict__.get(
             '_dynconv_load_guarded', False):
         return
     module._register_load_state_dict_pre_hook(
