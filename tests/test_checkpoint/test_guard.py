@@ -9,8 +9,7 @@ import torch.nn as nn
 from mmengine.runner.checkpoint import load_state_dict as mmengine_load
 
 from dynconv_mmdet.checkpoint import (PARTIAL_LOAD_ENV,
-                                      CheckpointMismatchError,
-                                      partial_loading)
+                                      CheckpointMismatchError, partial_loading)
 from dynconv_mmdet.models.backbones import DynamicResNet
 
 
@@ -39,13 +38,15 @@ def test_missing_and_misshaped_keys_are_refused(detector, loader):
         if loader == 'torch' else (lambda sd: mmengine_load(detector, sd))
     load(detector.state_dict())  # its own weights load
     before = detector.head.weight.clone()
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'(?s)missing in the checkpoint \(2\).*head'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'(?s)missing in the checkpoint \(2\).*head'):
         load(_without_head(detector))
     wrong = detector.state_dict()
     wrong['head.weight'] = torch.zeros(4, 512)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'head.weight: \(4, 512\) vs \(3, 512\)'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'head.weight: \(4, 512\) vs \(3, 512\)'):
         load(wrong)
     assert torch.equal(detector.head.weight, before)
 
@@ -68,8 +69,10 @@ def test_guard_follows_copies_and_wrappers(detector):
     wrapper = nn.ModuleDict(dict(model=detector))
     with pytest.raises(CheckpointMismatchError):
         wrapper.load_state_dict(
-            {f'model.{k}': v
-             for k, v in _without_head(detector).items()},
+            {
+                f'model.{k}': v
+                for k, v in _without_head(detector).items()
+            },
             strict=False)
 
 
