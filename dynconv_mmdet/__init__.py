@@ -1,9 +1,9 @@
-"""dynconv-mmdet: dynamic convolutions (CondConv, DyConv, ODConv) for
-MMDetection 3.x.
+"""dynconv-mmdet: dynamic convolutions (CondConv, DyConv, ODConv,
+KernelWarehouse) for MMDetection 3.x.
 
 Importing the package registers the conv layers in mmengine's root
-``MODELS`` (visible from every OpenMMLab scope), the backbones and the toy
-COCO dataset in mmdet's registries, the temperature-annealing hook in
+``MODELS`` (visible from every OpenMMLab scope), the backbones in mmdet's
+registries, the temperature-annealing hook in
 mmengine's root ``HOOKS``, and allow-lists the objects mmengine checkpoints
 need for ``weights_only=True`` loading, and makes every model that holds
 one of our backbones refuse weights that do not fit it

@@ -238,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     from mmengine.dist import is_main_process
     from mmengine.model import is_model_wrapper
 
-    from dynconv_mmdet.utils.preflight import PreflightError, check_config
+    from dynconv_mmdet.engine.preflight import PreflightError, check_config
 
     setup_cache_size_limit_of_dynamo()
     cfg = build_config(args)

@@ -12,7 +12,7 @@ Examples::
     # train the backbone from scratch (no ImageNet checkpoint)
     python tools/train.py CONFIG --cfg-options model.backbone.init_cfg=None
 
-Before the runner is built, :func:`dynconv_mmdet.utils.preflight.check_config`
+Before the runner is built, :func:`dynconv_mmdet.engine.preflight.check_config`
 checks the data (annotations, class names, empty splits, every image's
 header; ``--check-images full`` decodes every image), the conv layer types
 and the pretrained checkpoints, and stops with one message that lists every
@@ -145,7 +145,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from dynconv_mmdet.checkpoint import CheckpointError
     from dynconv_mmdet.engine import (TrainingAborted, WorkDirLockError,
                                       acquire_work_dir_lock)
-    from dynconv_mmdet.utils.preflight import PreflightError, check_config
+    from dynconv_mmdet.engine.preflight import PreflightError, check_config
 
     # Fewer recompilations if the model is compiled (`compile=True`).
     setup_cache_size_limit_of_dynamo()

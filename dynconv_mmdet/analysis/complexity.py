@@ -21,6 +21,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..models.layers import DynamicConv2d
+from .backbones import BACKBONES
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -154,19 +155,12 @@ def model_flops(model: nn.Module,
     return dict(counter.by_kind, total=counter.total)
 
 
-# RTMDet-tiny's and YOLOX-S's backbones, as configs/rtmdet_tiny_* and
-# configs/yolox_s_* build them.
-_CSPNEXT_TINY = dict(
-    type='DynamicCSPNeXt', deepen_factor=0.167, widen_factor=0.375)
-_CSP_DARKNET_S = dict(
-    type='DynamicCSPDarknet', deepen_factor=0.33, widen_factor=0.5)
-
-BACKBONE_CFGS = {
-    'ResNet-50': dict(type='DynamicResNet', depth=50),
-    'MobileNetV2 1.0': dict(type='DynamicMobileNetV2', widen_factor=1.0),
-    'CSPNeXt-tiny': _CSPNEXT_TINY,
-    'CSPDarknet-S': _CSP_DARKNET_S,
-}
+#: The backbones the complexity tool counts (default: all of them), by
+#: their rows in the table shared with the benchmark
+#: (:data:`dynconv_mmdet.analysis.backbones.BACKBONES`).
+COUNTED_BACKBONES = ('ResNet-50', 'MobileNetV2 1.0', 'CSPNeXt-tiny',
+                     'CSPDarknet-S')
+BACKBONE_CFGS = {name: BACKBONES[name] for name in COUNTED_BACKBONES}
 
 
 def backbone_presets(backbone_cfg: dict) -> Tuple[str, ...]:

@@ -8,7 +8,9 @@
   our backbones' (official ODConv / torchvision, official KernelWarehouse,
   mmpretrain / mmdet);
 * :mod:`.backbone`: ImageNet weights into a dynamic backbone (dense starts
-  asked of the conv family), strict by default;
+  asked of the conv family), strict by default; registered as the
+  backbones' ``Pretrained`` loader (the models do not import this package:
+  it imports them);
 * :mod:`.released_detector`: the ODConv and KernelWarehouse authors'
   MMDetection 2.x detectors;
 * :mod:`.model`: a whole detector / classifier checkpoint, strict by

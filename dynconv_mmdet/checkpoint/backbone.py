@@ -26,7 +26,8 @@ import torch.nn as nn
 from mmengine.logging import MMLogger, print_log
 from torch import Tensor
 
-from ..models.layers.base import DynamicConv2d
+from ..models.backbones.pretrained_mixin import register_pretrained_loader
+from ..models.layers import DynamicConv2d
 from .errors import CheckpointMismatchError
 from .key_maps import non_tensor_entries, to_backbone_state_dict
 from .keys import strip_prefix
@@ -167,3 +168,15 @@ def load_pretrained(model: nn.Module,
         f'{checkpoint}',
         logger=logger or 'current')
     return report
+
+
+def _load_backbone_pretrained(backbone: nn.Module, checkpoint: str, arch: str,
+                              prefix: Optional[str],
+                              strict: bool) -> LoadReport:
+    """The backbones' ``Pretrained`` loader (looks :func:`load_pretrained`
+    up when called)."""
+    return load_pretrained(
+        backbone, checkpoint, arch=arch, prefix=prefix, strict=strict)
+
+
+register_pretrained_loader(_load_backbone_pretrained)

@@ -40,10 +40,11 @@ import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Pattern, Tuple
 
 from ..utils.formatting import format_listing
-from .key_maps.kernel_warehouse import (convert_kernel_warehouse_state_dict,
-                                        is_kernel_warehouse_state_dict)
-from .key_maps.official import convert_official_state_dict
+from .key_maps.releases import KW_RELEASE, ODCONV_RELEASE, recognise_release
 from .keys import StateDict, strip_prefix
+
+_ODCONV = ODCONV_RELEASE.name
+_KW = KW_RELEASE.name
 
 # Parameter / buffer names relative to a module of a released backbone.
 # (``_BN`` alone: a static conv's weight or a norm.)
@@ -73,7 +74,8 @@ class ReleasedDetectorLayout(NamedTuple):
     """The ``backbone.`` layout of one release's detectors.
 
     Attributes:
-        release (str): ``'odconv'`` or ``'kw'``.
+        release (str): ``'odconv'`` or ``'kw'`` (the names of
+            :data:`~.key_maps.releases.RELEASE_KEY_MAPS`).
         arch (str): ``'r50'`` or ``'mbv2'``.
         backbone (str): What the release trained, for messages.
         backbone_arch (str): ``pretrained_arch`` of our backbone.
@@ -96,47 +98,47 @@ class ReleasedDetectorLayout(NamedTuple):
 
 #: ``(release, arch) -> layout`` of every released detector family.
 RELEASED_DETECTORS: Dict[Tuple[str, str], ReleasedDetectorLayout] = {
-    ('odconv', 'r50'):
+    (_ODCONV, 'r50'):
     ReleasedDetectorLayout(
-        release='odconv',
+        release=_ODCONV,
         arch='r50',
         backbone='OD-ResNet-50 4x',
         backbone_arch='resnet',
         classifier_keys=('backbone.fc.weight', 'backbone.fc.bias'),
         pattern=_resnet_pattern(_OD_LEAF),
-        to_backbone=convert_official_state_dict,
+        to_backbone=ODCONV_RELEASE.key_map.to_backbone,
         configs='configs/odconv4x_{faster,mask}_rcnn_r50_fpn_1x.py'),
-    ('odconv', 'mbv2'):
+    (_ODCONV, 'mbv2'):
     ReleasedDetectorLayout(
-        release='odconv',
+        release=_ODCONV,
         arch='mbv2',
         backbone='OD-MobileNetV2 1.0 4x',
         backbone_arch='mobilenet_v2',
         classifier_keys=('backbone.classifier.1.weight',
                          'backbone.classifier.1.bias'),
         pattern=_mobilenet_v2_pattern(_OD_LEAF),
-        to_backbone=convert_official_state_dict,
+        to_backbone=ODCONV_RELEASE.key_map.to_backbone,
         configs='configs/odconv4x_{faster,mask}_rcnn_mbv2_fpn_1x.py'),
-    ('kw', 'r50'):
+    (_KW, 'r50'):
     ReleasedDetectorLayout(
-        release='kw',
+        release=_KW,
         arch='r50',
         backbone='KW-ResNet-50 1x / 4x',
         backbone_arch='resnet',
         classifier_keys=('backbone.fc.weight', 'backbone.fc.bias'),
         pattern=_resnet_pattern(_KW_LEAF, _KW_WAREHOUSE),
-        to_backbone=convert_kernel_warehouse_state_dict,
+        to_backbone=KW_RELEASE.key_map.to_backbone,
         configs='configs/kw{1,4}x_mask_rcnn_r50_fpn_{adamw_,}1x.py'),
-    ('kw', 'mbv2'):
+    (_KW, 'mbv2'):
     ReleasedDetectorLayout(
-        release='kw',
+        release=_KW,
         arch='mbv2',
         backbone='KW-MobileNetV2 1.0 1x / 4x',
         backbone_arch='mobilenet_v2',
         classifier_keys=('backbone.classifier.weight',
                          'backbone.classifier.bias'),
         pattern=_mobilenet_v2_pattern(_KW_LEAF, _KW_WAREHOUSE),
-        to_backbone=convert_kernel_warehouse_state_dict,
+        to_backbone=KW_RELEASE.key_map.to_backbone,
         configs='configs/kw{1,4}x_mask_rcnn_mbv2_fpn_{adamw_,}1x.py'),
 }
 
@@ -150,7 +152,7 @@ RELEASES: Tuple[str, ...] = tuple(
 BACKBONE_ARCHS: Dict[str, str] = {
     arch: layout.backbone_arch
     for (release, arch), layout in RELEASED_DETECTORS.items()
-    if release == 'odconv'
+    if release == _ODCONV
 }
 
 #: Keys of the unused ImageNet classifier inside the released ODConv
@@ -158,7 +160,7 @@ BACKBONE_ARCHS: Dict[str, str] = {
 CLASSIFIER_KEYS: Dict[str, Tuple[str, ...]] = {
     arch: layout.classifier_keys
     for (release, arch), layout in RELEASED_DETECTORS.items()
-    if release == 'odconv'
+    if release == _ODCONV
 }
 
 _HEAD_PATTERNS = tuple(
@@ -196,11 +198,15 @@ def released_detector_type(state_dict: dict) -> str:
 
 
 def released_detector_release(state_dict: dict) -> str:
-    """``'kw'`` if the backbone holds KernelWarehouse warehouses, else
-    ``'odconv'``."""
+    """The release whose key map recognises the backbone first
+    (:func:`~.key_maps.releases.recognise_release`): ``'kw'`` if it holds
+    KernelWarehouse warehouses, else ``'odconv'``."""
     backbone = strip_prefix(
         strip_prefix(state_dict, 'module.'), 'backbone.', only=True)
-    return 'kw' if is_kernel_warehouse_state_dict(backbone) else 'odconv'
+    archs: Dict[str, List[str]] = {}
+    for layout in RELEASED_DETECTORS.values():
+        archs.setdefault(layout.release, []).append(layout.backbone_arch)
+    return recognise_release(backbone, archs)
 
 
 def released_detector_layout(arch: str,
@@ -261,7 +267,7 @@ def convert_released_detector(state_dict: dict,
     layout = released_detector_layout(arch, release or found)
     if release is not None and release != found and any(
             k.startswith('backbone.') for k in state_dict):
-        holds = 'holds' if found == 'kw' else 'holds no'
+        holds = 'holds' if found == _KW else 'holds no'
         raise ValueError(
             f'this is not a released {layout.backbone} detector: its '
             f'backbone {holds} KernelWarehouse warehouses (backbone.'

@@ -23,20 +23,35 @@ run stops with a message naming the holder.
   it over and says so. A lock of another host cannot be checked from here:
   the run stops, naming the host and process, and says which file to remove
   once no run uses the folder.
+
+The lock object is here; what its file records, the liveness checks and
+the messages are in :mod:`dynconv_mmdet.engine.work_dir_lock_record`.
 """
 import atexit
-import datetime
 import errno
 import json
 import os
 import os.path as osp
-import shlex
 import signal
-import socket
 import sys
 import threading
 import uuid
 from typing import Any, Callable, Dict, Optional
+
+if __package__:
+    from .work_dir_lock_record import (describe, held_message, new_record,
+                                       read_json, read_record, stale_reason)
+else:  # this file loaded on its own, without the package: its record too
+    import importlib.util
+    _spec = importlib.util.spec_from_file_location(
+        'work_dir_lock_record',
+        osp.join(
+            osp.dirname(osp.abspath(__file__)), 'work_dir_lock_record.py'))
+    _record = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_record)
+    describe, held_message = _record.describe, _record.held_message
+    new_record, read_json = _record.new_record, _record.read_json
+    read_record, stale_reason = _record.read_record, _record.stale_reason
 
 LOCK_NAME = 'train.lock'
 #: Signals whose default action ends the process without Python's cleanup.
@@ -53,46 +68,6 @@ class WorkDirLockError(RuntimeError):
 class WorkDirLocked(WorkDirLockError):
     """The work directory is in use by another run (or its lock cannot be
     read); the message names the holder and says what to do."""
-
-
-def _read_text(path: str) -> Optional[str]:
-    """A small text file's stripped content; None if it cannot be read."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            return f.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _boot_id() -> Optional[str]:
-    """This boot of the machine (Linux), to tell pids of an earlier boot."""
-    return _read_text('/proc/sys/kernel/random/boot_id')
-
-
-def _process_start(pid: int) -> Optional[str]:
-    """When process ``pid`` started (clock ticks since boot, Linux), to tell
-    a reused pid; None where unknown."""
-    stat = _read_text(f'/proc/{pid}/stat')
-    if not stat:
-        return None
-    # the command name (field 2) may hold spaces: split after its ')'
-    fields = stat[stat.rfind(')') + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    except OSError:
-        return True
-    return True
 
 
 def rank_of_launcher(launcher: str = 'none') -> int:
@@ -177,22 +152,23 @@ class WorkDirLock:
     def _acquire(self) -> None:
         """Create the lock file, taking over a stale one (a few tries, in
         case other runs race for it)."""
-        info = self._info()
+        info = new_record(self.work_dir)
         for _ in range(3):
             if self._create(info):
                 self._token, self._owner_pid = info['token'], os.getpid()
                 self._install_release_handlers()
                 return
-            holder = self._read_holder()
+            holder = read_record(self.path)
             if holder is None:
                 continue  # released in between: try again
-            reason = self._stale_reason(holder)
+            reason = stale_reason(holder)
             if reason is None:
                 self._remove_created_dir()
-                raise WorkDirLocked(self._held_message(holder))
+                raise WorkDirLocked(
+                    held_message(holder, self.work_dir, self.path))
             if self._take_over(holder):
                 self._log(
-                    f'took over the lock {self.path} of {_describe(holder)}: '
+                    f'took over the lock {self.path} of {describe(holder)}: '
                     f'{reason}. That run ended without releasing it (it was '
                     'killed, or the machine restarted); its last checkpoint '
                     'is kept, and --resume continues from it.')
@@ -207,7 +183,7 @@ class WorkDirLock:
         ours; idempotent."""
         if not self.held:
             return
-        holder = self._read_holder()
+        holder = read_record(self.path)
         if holder is not None and holder.get('token') == self._token:
             try:
                 os.remove(self.path)
@@ -228,21 +204,6 @@ class WorkDirLock:
         self.release()
 
     # -- taking ------------------------------------------------------------
-    def _info(self) -> Dict[str, Any]:
-        """What the lock file records about this run."""
-        pid = os.getpid()
-        now = datetime.datetime.now().astimezone()
-        return dict(
-            host=socket.gethostname(),
-            pid=pid,
-            started=now.isoformat(timespec='seconds'),
-            boot_id=_boot_id(),
-            process_start=_process_start(pid),
-            command=' '.join(
-                shlex.quote(a) for a in [sys.executable] + sys.argv),
-            work_dir=self.work_dir,
-            token=uuid.uuid4().hex)
-
     def _create(self, info: Dict[str, Any]) -> bool:
         """Create the lock file holding ``info``; False if it exists."""
         text = json.dumps(info, indent=1) + '\n'
@@ -283,43 +244,6 @@ class WorkDirLock:
             os.fsync(f.fileno())
         return True
 
-    def _read_holder(self) -> Optional[Dict[str, Any]]:
-        """The lock file's content; None if it is gone; ``{'unreadable':
-        reason}`` if it cannot be read."""
-        try:
-            with open(self.path, encoding='utf-8') as f:
-                text = f.read()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as err:
-            return dict(unreadable=f'{type(err).__name__}: {err}')
-        try:
-            holder = json.loads(text)
-        except ValueError:
-            holder = None
-        if not isinstance(holder, dict) or not isinstance(
-                holder.get('pid'), int) or not holder.get('host'):
-            return dict(unreadable='it does not hold the host and process '
-                        'of a training run')
-        return holder
-
-    def _stale_reason(self, holder: Dict[str, Any]) -> Optional[str]:
-        """Why ``holder``'s run is over for sure, or None if it may run."""
-        if 'unreadable' in holder or holder['host'] != socket.gethostname():
-            return None
-        pid = holder['pid']
-        boot = _boot_id()
-        if holder.get('boot_id') and boot and holder['boot_id'] != boot:
-            return 'this machine restarted since'
-        if not _process_exists(pid):
-            return f'no process {pid} runs on this host any more'
-        started = holder.get('process_start')
-        now = _process_start(pid)
-        if started and now and started != now:
-            return (f'process {pid} is another program now (the process id '
-                    'was reused)')
-        return None
-
     def _take_over(self, stale: Dict[str, Any]) -> bool:
         """Remove the stale lock ``stale``; False if it changed meanwhile
         (another run took it over first)."""
@@ -328,7 +252,7 @@ class WorkDirLock:
             os.rename(self.path, aside)
         except FileNotFoundError:
             return False
-        moved = _read_json(aside)
+        moved = read_json(aside)
         if moved is not None and moved.get('token') != stale.get('token'):
             # a live lock taken meanwhile: put it back unless replaced
             try:
@@ -339,40 +263,6 @@ class WorkDirLock:
             return False
         os.remove(aside)
         return True
-
-    # -- messages ----------------------------------------------------------
-    def _held_message(self, holder: Dict[str, Any]) -> str:
-        """Why this run stops: who holds the lock and what to do."""
-        folder = self.work_dir
-        if 'unreadable' in holder:
-            return (
-                f'the work directory {folder} has a lock file, {self.path}, '
-                f'that cannot be read ({holder["unreadable"]}), so another '
-                'run may be using it. Two runs in one work directory '
-                'overwrite each other\'s checkpoints. Train into another '
-                'folder with --work-dir, or, if no run uses this one, remove '
-                f'{self.path} and start again.')
-        here = socket.gethostname()
-        if holder['host'] == here:
-            where = 'a process of this machine that is still running'
-            remove = (f'If process {holder["pid"]} is not a training run '
-                      f'into this folder, remove {self.path} and start '
-                      'again.')
-        else:
-            where = (f'a process of another machine, which cannot be checked '
-                     f'from this one ({here})')
-            remove = (f'If you are sure that no run on {holder["host"]} '
-                      'uses this folder any more (it was killed, or the '
-                      f'machine went down), remove {self.path} and start '
-                      'again.')
-        command = holder.get('command')
-        how = f', started with `{command}`' if command else ''
-        return (f'the work directory {folder} is in use by another training '
-                f'run: {self.path} is held by {_describe(holder)}, {where}'
-                f'{how}. Two runs in one work directory overwrite each '
-                'other\'s checkpoints and last_checkpoint. Wait until that '
-                'run ends (`--resume` then continues it), or train into '
-                f'another folder with --work-dir. {remove}')
 
     # -- release on any exit -----------------------------------------------
     def _install_release_handlers(self) -> None:
@@ -428,23 +318,6 @@ class WorkDirLock:
             os.rmdir(self.work_dir)
         except OSError:
             pass
-
-
-def _read_json(path: str) -> Optional[Dict[str, Any]]:
-    """A JSON object file's content; None if it is not one."""
-    text = _read_text(path)
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _describe(holder: Dict[str, Any]) -> str:
-    """``process 123 on host h (since 2024-05-01T10:00:00+02:00)``."""
-    since = holder.get('started')
-    since = f' (since {since})' if since else ''
-    return f'process {holder["pid"]} on host {holder["host"]}{since}'
 
 
 def acquire_work_dir_lock(

@@ -194,61 +194,6 @@ def test_mmdet_dataset_with_pipeline(toy):
                                                 for a in first)
 
 
-def test_deprecated_dataset_alias(toy):
-    """``ToyCocoDataset`` still builds old configs: a CocoDataset with the
-    toy classes and palette, which warns and points at the new config."""
-    from mmdet.datasets import CocoDataset
-    from mmdet.registry import DATASETS
-
-    from dynconv_mmdet.datasets import ToyCocoDataset
-    assert DATASETS.get('ToyCocoDataset') is ToyCocoDataset
-    assert issubclass(ToyCocoDataset, CocoDataset)
-    with pytest.warns(FutureWarning, match="type='CocoDataset'"):
-        dataset = DATASETS.build(
-            dict(
-                type='ToyCocoDataset',
-                data_root=toy['out_dir'],
-                ann_file='annotations/instances_val.json',
-                data_prefix=dict(img='val/'),
-                pipeline=[]))
-    assert len(dataset) == PARAMS['num_val']
-    assert dataset.metainfo['classes'] == CLASSES
-    assert [tuple(c) for c in dataset.metainfo['palette']] == list(PALETTE)
-
-
-@pytest.mark.parametrize(
-    'module', ['dynconv_mmdet.datasets', 'dynconv_mmdet.datasets.toy_coco'])
-def test_moved_names_forward_with_a_pointer(module):
-    old_home = importlib.import_module(module)
-    tool = _load_cli()
-    for name in ('CLASSES', 'PALETTE', 'area_bucket', 'generate_toy_coco',
-                 'is_toy_coco_complete', 'polygon_area', 'read_toy_coco_meta'):
-        with pytest.warns(DeprecationWarning) as record:
-            value = getattr(old_home, name)
-        assert value is getattr(tool, name)
-        message = str(record[0].message)
-        assert 'tools/misc/generate_toy_coco.py' in message
-        assert f'from tools.misc.generate_toy_coco import {name}' in message
-    with pytest.raises(AttributeError, match='no_such_name'):
-        getattr(old_home, 'no_such_name')
-
-
-def test_moved_names_outside_the_repository(monkeypatch):
-    """Without the repository root on ``sys.path`` the generator is found
-    beside the package; if it is nowhere, the error says where it went."""
-    toy_coco = importlib.import_module('dynconv_mmdet.datasets.toy_coco')
-    monkeypatch.setattr(toy_coco, 'GENERATOR_MODULE', 'no_such_pkg.gen')
-    with pytest.warns(DeprecationWarning):
-        generate = toy_coco.generate_toy_coco
-    assert generate.__module__ == '_dynconv_mmdet_toy_coco_generator'
-    assert generate.__code__.co_filename == osp.join(ROOT, 'tools', 'misc',
-                                                     'generate_toy_coco.py')
-    monkeypatch.setattr(toy_coco, 'GENERATOR_FILE', 'no/such/file.py')
-    with pytest.warns(DeprecationWarning), pytest.raises(
-            ImportError, match='moved to no/such/file.py'):
-        toy_coco.generate_toy_coco
-
-
 def test_cli_is_idempotent(tmp_path, capsys):
     cli = _load_cli()
     out = str(tmp_path / 'cli')

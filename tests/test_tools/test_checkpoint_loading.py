@@ -23,7 +23,6 @@ from mmengine.config import Config
 from dynconv_mmdet.testing.malicious import (UNSAFE_ENV,
                                              save_malicious_checkpoint)
 from dynconv_mmdet.testing.toy_detection import write_toy_config
-from tools.misc.generate_toy_coco import generate_toy_coco
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO, 'configs', 'toy',
@@ -35,10 +34,9 @@ WRONG_KEY = 'backbone.layer1.0.conv1.attention.kernel_fc.weight'
 
 
 @pytest.fixture(scope='module')
-def toy(tmp_path_factory) -> dict:
+def toy(tmp_path_factory, toy_coco) -> dict:
     tmp = tmp_path_factory.mktemp('strict_loading')
-    root = str(tmp / 'toy_coco')
-    generate_toy_coco(root, num_train=2, num_val=1, image_size=224, seed=0)
+    root = toy_coco(2, 1)
     register_all_modules()
     files = dict(root=root)
     for preset in ('odconv1x', 'odconv4x'):

@@ -24,7 +24,6 @@ from dynconv_mmdet.engine.hooks import (CheckFinitePredictionsHook,
 from dynconv_mmdet.engine.hooks.check_finite_predictions_hook import \
     count_non_finite
 from dynconv_mmdet.testing.toy_detection import write_toy_config
-from tools.misc.generate_toy_coco import generate_toy_coco
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = osp.join(REPO, 'configs', 'toy',
@@ -32,10 +31,9 @@ TOY_CONFIG = osp.join(REPO, 'configs', 'toy',
 
 
 @pytest.fixture(scope='module')
-def toy(tmp_path_factory) -> dict:
+def toy(tmp_path_factory, toy_coco) -> dict:
     tmp = tmp_path_factory.mktemp('evaluation_faults')
-    root = str(tmp / 'toy_coco')
-    generate_toy_coco(root, num_train=2, num_val=2, image_size=224, seed=0)
+    root = toy_coco(2, 2)
     cfg = write_toy_config(str(tmp / 'tiny.py'), TOY_CONFIG, root)
     register_all_modules()
     model = MODELS.build(Config.fromfile(cfg).model)

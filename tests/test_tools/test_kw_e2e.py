@@ -174,7 +174,7 @@ def _train(config: str, toy_root: str, work_dir: str, pipeline: list,
     """``tools/train.py`` on the shrunk ``config``: its runner, our probe."""
     from mmengine.registry import RUNNERS
 
-    from dynconv_mmdet.utils.preflight import check_config
+    from dynconv_mmdet.engine.preflight import check_config
     mask_head = ''
     if Config.fromfile(config).model.type == 'MaskRCNN':
         mask_head = _THIN_MASK_HEAD.format(num_classes=len(CLASSES))

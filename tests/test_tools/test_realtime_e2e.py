@@ -18,7 +18,7 @@ import yaml
 from mmengine.config import Config
 
 from dynconv_mmdet.models.layers import DynamicConv2d
-from tools.misc.generate_toy_coco import CLASSES, generate_toy_coco
+from tools.misc.generate_toy_coco import CLASSES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DETECTORS = ('RTMDet', 'YOLOX')
@@ -130,10 +130,8 @@ train_dataloader = dict(
 
 
 @pytest.fixture(scope='module')
-def toy_root(tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp('toy_coco'))
-    generate_toy_coco(root, num_train=4, num_val=2, image_size=224, seed=0)
-    return root
+def toy_root(toy_coco) -> str:
+    return toy_coco(4, 2)
 
 
 @pytest.fixture(scope='module')

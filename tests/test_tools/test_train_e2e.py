@@ -3,10 +3,8 @@
 
 - the README's main job in miniature: ``tools/train.py`` then
   ``tools/test.py`` on ``configs/toy/odconv_faster_rcnn_r50_fpn_toy.py``;
-- resuming that run from its middle checkpoint restores iteration, learning
-  rate, optimizer and model state, loading with PyTorch's default
-  ``weights_only=True`` (the training run is shared: it is made once, by
-  the ``main_job`` fixture);
+- resuming restores iteration, learning rate, optimizer and model state,
+  loading with PyTorch's default ``weights_only=True``;
 - a checkpoint that smuggles an arbitrary pickled object is refused;
 - 2-process distributed data-parallel training (gloo) keeps the ranks in
   sync and uses every parameter.
@@ -74,34 +72,23 @@ def _run_tool(args: List[str], cwd: str, timeout: int = 240) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope='module')
-def main_job(toy_root, tmp_path_factory) -> Dict[str, str]:
-    """The main job's model (ODConv ResNet-50 Faster R-CNN from scratch)
-    trained by ``tools/train.py``: 4 iterations, a checkpoint every 2. Its
-    config, work directory and output; the tests only read them."""
-    tmp = str(tmp_path_factory.mktemp('main_job'))
+def test_toy_main_job_in_miniature(toy_root, tmp_path):
+    """tools/train.py then tools/test.py with the main job's model (ODConv
+    ResNet-50 Faster R-CNN from scratch), 2 iterations, 3 val images."""
     cfg_file = _write_config(
-        osp.join(tmp, 'toy_small.py'),
+        str(tmp_path / 'toy_small.py'),
         toy_root,
-        iters=4,
+        iters=2,
         ckpt_interval=2,
         tiny=False)
-    work_dir = osp.join(tmp, 'work')
-    out = _run_tool([
+    work_dir = str(tmp_path / 'work')
+    _run_tool([
         osp.join(REPO, 'tools', 'train.py'), cfg_file, '--work-dir', work_dir
     ],
-                    cwd=tmp)
-    return dict(cfg_file=cfg_file, work_dir=work_dir, output=out)
-
-
-def test_toy_main_job_in_miniature(main_job, toy_root, tmp_path):
-    """tools/train.py then tools/test.py with the main job's model (ODConv
-    ResNet-50 Faster R-CNN from scratch), 4 iterations, 3 val images."""
-    cfg_file = main_job['cfg_file']
-    ckpt = osp.join(main_job['work_dir'], 'iter_4.pth')
+              cwd=str(tmp_path))
+    ckpt = osp.join(work_dir, 'iter_2.pth')
     assert osp.isfile(ckpt)
 
-    work_dir = str(tmp_path / 'work')
     out = _run_tool([
         osp.join(REPO, 'tools', 'test.py'), cfg_file, ckpt, '--work-dir',
         work_dir
@@ -161,9 +148,12 @@ def _assert_same(a, b, where: str = '') -> None:
         assert a == b, (where, a, b)
 
 
-def test_resume_restores_training_state(main_job, tmp_path, monkeypatch):
-    work_dir, cfg_file = main_job['work_dir'], main_job['cfg_file']
+def test_resume_restores_training_state(toy_root, tmp_path, monkeypatch):
+    work_dir = str(tmp_path / 'work')
+    cfg_file = _write_config(
+        str(tmp_path / 'tiny.py'), toy_root, iters=4, ckpt_interval=2)
     train_py = osp.join(REPO, 'tools', 'train.py')
+    _run_tool([train_py, cfg_file, '--work-dir', work_dir], cwd=str(tmp_path))
     ckpt_path = osp.join(work_dir, 'iter_2.pth')
     assert osp.isfile(ckpt_path) and osp.isfile(
         osp.join(work_dir, 'iter_4.pth'))

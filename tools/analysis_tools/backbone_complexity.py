@@ -1,11 +1,13 @@
 """Parameters and FLOPs of every dynamic backbone preset.
 
 Prints a Markdown table (every backbone of
-:data:`dynconv_mmdet.analysis.complexity.BACKBONE_CFGS`, every preset of its
-own table, and any extra ``dynamic=`` layout given with ``--dynamic``):
-parameters, extra parameters over the static backbone, and FLOPs for one
-image (1 multiply-add = 1 FLOP, as mmdet's ``get_flops`` and fvcore count;
-see :mod:`dynconv_mmdet.analysis.complexity` for what is counted).
+:data:`dynconv_mmdet.analysis.complexity.COUNTED_BACKBONES`, rows of the
+table shared with the benchmark, :mod:`dynconv_mmdet.analysis.backbones`;
+every preset of its own table, and any extra ``dynamic=`` layout given with
+``--dynamic``): parameters, extra parameters over the static backbone,
+and FLOPs for one image (1 multiply-add = 1 FLOP, as mmdet's ``get_flops``
+and fvcore count; see :mod:`dynconv_mmdet.analysis.complexity` for what is
+counted).
 
 Examples::
 
@@ -23,7 +25,7 @@ from typing import Dict, List, Optional
 import dynconv_mmdet  # noqa: F401  (registers the layers and backbones)
 from dynconv_mmdet.analysis import backbone_complexity, format_complexity_table
 from dynconv_mmdet.analysis.cli import import_custom_modules, read_named_layout
-from dynconv_mmdet.analysis.complexity import BACKBONE_CFGS, padded_shape
+from dynconv_mmdet.analysis.complexity import COUNTED_BACKBONES, padded_shape
 
 
 def _named_layout(text: str) -> Dict[str, dict]:
@@ -45,8 +47,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--backbones',
         nargs='+',
-        default=list(BACKBONE_CFGS),
-        choices=list(BACKBONE_CFGS))
+        default=list(COUNTED_BACKBONES),
+        choices=list(COUNTED_BACKBONES))
     parser.add_argument(
         '--presets',
         nargs='+',

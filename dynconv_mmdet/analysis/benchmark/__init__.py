@@ -27,14 +27,23 @@ the backbones' preset tables; ``--dynamic`` adds a user's layout,
 Before any timing, ``ours`` is checked against ``released`` on every timed
 module (and every compiled module against its eager self); any mismatch
 aborts the run with status 1. See ``docs/benchmark.md``.
+
+Modules: the command line (:mod:`.command`) and the run, a loop over the
+parts (:mod:`.run`, :class:`~.part.Part`); one module per part
+(:mod:`.layers`, :mod:`.backbones`, :mod:`.compiled`, :mod:`.detectors`
+with the configs it pairs in :mod:`.detector_configs`); the exactness check
+(:mod:`.exactness`), the variants (:mod:`.presets`), the timing
+(:mod:`.timing`) and the tables (:mod:`.report`).
 """
+from .backbones import BACKBONES, QUICK_BACKBONES
+from .command import main, parse_args
 from .exactness import (COMPILED_TOL, GRAD_TOL, OUT_TOL, ExactnessError,
                         check_compiled, check_inference, check_module,
                         check_tensors, relative_error)
+from .presets import (CUSTOM, dynamic_presets, layer_kinds, parse_layout,
+                      static_preset)
 from .report import IMPLS
-from .runner import PARTS, main, parse_args
-from .suites import (BACKBONES, CUSTOM, QUICK_BACKBONES, dynamic_presets,
-                     layer_kinds, parse_layout, static_preset)
+from .run import PARTS
 from .timing import MODES, Step, make_step, run_interleaved
 
 __all__ = [

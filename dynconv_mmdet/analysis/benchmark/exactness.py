@@ -5,7 +5,9 @@ released formulation, :func:`~dynconv_mmdet.analysis.reference.
 released_formulation`) on the modules that are timed, and compiled modules
 with their eager selves. Errors are relative to each tensor's largest
 magnitude (:func:`relative_error`); any mismatch raises
-:class:`ExactnessError`.
+:class:`ExactnessError`. Each part checks its own modules
+(``check`` of :class:`~.part.Part`); :func:`summary` is the line a run
+prints for all of them.
 """
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence
@@ -14,7 +16,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..reference import released_formulation
+from ..reference import has_reference, released_formulation
+from .presets import families, has_dynamic_convs
 
 #: Largest relative error of an output, ours vs released.
 OUT_TOL = 1e-5
@@ -22,6 +25,20 @@ OUT_TOL = 1e-5
 GRAD_TOL = 1e-4
 #: Largest relative error of a compiled output against the eager one.
 COMPILED_TOL = 1e-4
+#: Square input of the float64 training checks of backbones and detectors:
+#: 64x64 keeps the last maps at 2x2, so that the train-mode BatchNorms do
+#: not normalise over two values (at 32x32 MobileNetV2 ends at 1x1, where
+#: float64 rounding is amplified to 1e-5).
+CHECK_SIZE = 64
+#: Batch of those checks. The attention BatchNorms of ODConv and
+#: KernelWarehouse normalise over the batch's pooled samples; over two
+#: samples a channel whose two values nearly agree amplifies rounding by up
+#: to ``1 / sqrt(eps)`` per layer, so that even in float64 the two
+#: formulations of MobileNetV2 drift apart by 1e-10 to 1e-4 depending on the
+#: random input. Over four samples they agree to <= 1e-9. Every batch > 1
+#: runs the same code paths (per-sample kernels, batched 1x1 GEMMs, grouped
+#: convolutions) as the timed batch of 2.
+CHECK_BATCH = 4
 
 
 class ExactnessError(AssertionError):
@@ -179,3 +196,40 @@ def check_compiled(name: str, compiled: nn.Module, eager: nn.Module,
         out = outputs(compiled(x))
     out_err = check_tensors(f'{name} compiled output', out, ref, COMPILED_TOL)
     return check_record(name, 'compiled', x, out_err, None)
+
+
+def has_released(module: nn.Module) -> bool:
+    """Whether ``module`` has dynamic convs with a released formulation
+    (then ``released`` is timed and checked)."""
+    return has_dynamic_convs(module) and has_reference(module)
+
+
+def checkable(name: str, module: nn.Module, no_reference: List[str]) -> bool:
+    """Whether ``module`` is checked: it has dynamic convs, all with a
+    released formulation. A module whose dynamic convs have none is listed
+    in ``no_reference`` (``name (families)``)."""
+    if not has_dynamic_convs(module):
+        return False
+    if not has_reference(module):
+        no_reference.append(f'{name} ({families(module)})')
+        return False
+    return True
+
+
+def summary(checks: List[Dict], label: str, out_tol: float) -> str:
+    """The exactness line of a run: modules, checks and the worst
+    errors."""
+    modules = len({c['name'] for c in checks})
+    kinds = dict.fromkeys(
+        dict(train='training', infer='inference', compiled='inference')[
+            c['mode']] for c in checks)
+    worst_out = max(c['output_rel_err'] for c in checks)
+    grads = [
+        c['grad_rel_err'] for c in checks if c['grad_rel_err'] is not None
+    ]
+    line = (f'exactness ({label}): PASSED on {modules} modules '
+            f'({len(checks)} checks: {" and ".join(kinds)}); worst relative '
+            f'error: outputs {worst_out:.1e} (tol {out_tol:g})')
+    if grads:
+        line += f', gradients {max(grads):.1e} (tol {GRAD_TOL:g})'
+    return line

@@ -10,6 +10,8 @@ from .mmdet_csp import CSP_ARCHS, convert_mmdet_csp_state_dict
 from .mmpretrain import convert_mmpretrain_state_dict
 from .mobilenet_v2_names import MBV2_ARCH, mobilenet_v2_block_names
 from .official import convert_official_state_dict
+from .releases import (KW_RELEASE, ODCONV_RELEASE, RELEASE_KEY_MAPS, Release,
+                       recognise_release)
 
 __all__ = [
     'ARCHS', 'KeyMap', 'find_key_map', 'registered_key_maps',
@@ -17,5 +19,7 @@ __all__ = [
     'convert_mmpretrain_state_dict', 'convert_official_state_dict',
     'MBV2_ARCH', 'mobilenet_v2_block_names', 'CSP_ARCHS',
     'convert_mmdet_csp_state_dict', 'RELEASE_ARGS',
-    'convert_kernel_warehouse_state_dict', 'is_kernel_warehouse_state_dict'
+    'convert_kernel_warehouse_state_dict', 'is_kernel_warehouse_state_dict',
+    'Release', 'ODCONV_RELEASE', 'KW_RELEASE', 'RELEASE_KEY_MAPS',
+    'recognise_release'
 ]

@@ -31,7 +31,6 @@ atomic rename; for them the hook behaves as mmengine's.
 import glob
 import os
 import os.path as osp
-import shutil
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -42,97 +41,10 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...utils.formatting import format_listing
+from .atomic_files import (TMP_SUFFIX, checkpoint_size, format_size, fsync_dir,
+                           fsync_path, remove_checkpoint, remove_quietly,
+                           write_text_atomic)
 from .errors import CheckpointSaveError, NonFiniteError
-
-_TMP_SUFFIX = '.tmp-'
-
-
-def _fsync_path(path: str) -> None:
-    """Flush a file (or a folder's entries) to the storage device."""
-    flags = os.O_RDONLY
-    if osp.isdir(path):
-        flags |= getattr(os, 'O_DIRECTORY', 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename inside ``path`` durable; a no-op where folders cannot
-    be opened (Windows)."""
-    try:
-        _fsync_path(path)
-    except (PermissionError, IsADirectoryError):
-        pass
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Replace the file ``path`` by ``text`` so that readers see either the
-    old or the new content, never a partial one.
-
-    Raises:
-        OSError: If the file cannot be written; ``path`` is then unchanged
-            and no temporary file is left.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    tmp_path = osp.join(folder,
-                        f'.{osp.basename(path)}{_TMP_SUFFIX}{os.getpid()}')
-    try:
-        with open(tmp_path, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except OSError:
-        _remove_quietly(tmp_path)
-        raise
-    _fsync_dir(folder)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        pass
-
-
-def _remove_checkpoint(path: str) -> bool:
-    """Remove a checkpoint file (or a DeepSpeed checkpoint folder)."""
-    if osp.isfile(path):
-        os.remove(path)
-        return True
-    if osp.isdir(path):
-        shutil.rmtree(path)
-        return True
-    return False
-
-
-def _checkpoint_size(path: str) -> Optional[int]:
-    """Bytes of a checkpoint file (or DeepSpeed folder); None if unknown."""
-    try:
-        if osp.isdir(path):
-            return sum(
-                osp.getsize(osp.join(root, name))
-                for root, _, names in os.walk(path) for name in names)
-        return osp.getsize(path)
-    except OSError:
-        return None
-
-
-def _format_size(size: int) -> str:
-    """``size`` bytes in the largest unit that keeps it >= 1 (``'1.5 GB'``,
-    decimal units, as ``df -H``)."""
-    value = float(size)
-    for unit in ('bytes', 'kB', 'MB', 'GB'):
-        if value < 1000:
-            return (f'{size} bytes'
-                    if unit == 'bytes' else f'{value:.1f} {unit}')
-        value /= 1000
-    return f'{value:.1f} TB'
 
 
 def _non_finite_tensors(model: torch.nn.Module) -> List[str]:
@@ -183,18 +95,18 @@ class AtomicCheckpointHook(CheckpointHook):
         if not (self._is_local() and is_main_process()):
             return
         patterns = [
-            osp.join(glob.escape(str(self.out_dir)), f'.{name}{_TMP_SUFFIX}*')
+            osp.join(glob.escape(str(self.out_dir)), f'.{name}{TMP_SUFFIX}*')
             for name in (self.filename_tmpl.format('*'), 'best_*')
         ]
         patterns.append(
             osp.join(
                 glob.escape(runner.work_dir),
-                f'.last_checkpoint{_TMP_SUFFIX}*'))
+                f'.last_checkpoint{TMP_SUFFIX}*'))
         leftovers = set()
         for pattern in patterns:
             leftovers.update(glob.glob(pattern))
         for leftover in sorted(leftovers):
-            _remove_quietly(leftover)
+            remove_quietly(leftover)
             runner.logger.info(f'Removed {leftover}, a partial file left by '
                                'an interrupted save.')
 
@@ -225,7 +137,7 @@ class AtomicCheckpointHook(CheckpointHook):
         """``runner.save_checkpoint`` to a temporary file, ``fsync``, rename
         to ``filename``; on ``OSError`` remove the temporary file and raise
         :class:`CheckpointSaveError`."""
-        tmp_name = f'.{filename}{_TMP_SUFFIX}{os.getpid()}'
+        tmp_name = f'.{filename}{TMP_SUFFIX}{os.getpid()}'
         tmp_path = self._path(tmp_name)
         final_path = self._path(filename)
         try:
@@ -236,12 +148,12 @@ class AtomicCheckpointHook(CheckpointHook):
                 backend_args=self.backend_args,
                 **save_kwargs)
             if is_main_process():
-                _fsync_path(tmp_path)
+                fsync_path(tmp_path)
                 os.replace(tmp_path, final_path)
-                _fsync_dir(str(self.out_dir))
+                fsync_dir(str(self.out_dir))
         except OSError as err:
             if is_main_process():
-                _remove_quietly(tmp_path)
+                remove_quietly(tmp_path)
             previous = self._previous_checkpoint(runner)
             kept = (f'The previous checkpoint {previous} is kept and '
                     '`last_checkpoint` still names it.'
@@ -285,10 +197,10 @@ class AtomicCheckpointHook(CheckpointHook):
         on_disk = self._checkpoints_on_disk()
         if self.max_keep_ckpts == 1 or len(on_disk) <= 1:
             sized = previous or (on_disk[0] if on_disk else None)
-            size = _checkpoint_size(sized) if sized else None
+            size = checkpoint_size(sized) if sized else None
             room = f'Free space in {self.out_dir}'
             if size is not None:
-                room += f', about {_format_size(size)} (the size of {sized})'
+                room += f', about {format_size(size)} (the size of {sized})'
             kept = ('max_keep_ckpts is 1' if self.max_keep_ckpts == 1 else
                     f'{len(on_disk)} checkpoint(s) of this run on disk')
             return (f'{room}, {elsewhere}: an atomic save writes the new '
@@ -367,7 +279,7 @@ class AtomicCheckpointHook(CheckpointHook):
         for old_step in outdated:
             old_path = self._path(self.filename_tmpl.format(old_step))
             if old_path != self.last_ckpt:
-                _remove_checkpoint(old_path)
+                remove_checkpoint(old_path)
 
     def _save_best_checkpoint(self, runner, metrics: Dict[str, Any]) -> None:
         """Save a new best checkpoint atomically, then remove the previous
@@ -422,7 +334,7 @@ class AtomicCheckpointHook(CheckpointHook):
                 meta=dict(meta),
                 by_epoch=False)
             if previous and previous != best_path and is_main_process() \
-                    and _remove_checkpoint(previous):
+                    and remove_checkpoint(previous):
                 runner.logger.info(
                     f'The previous best checkpoint {previous} is removed')
             runner.logger.info(

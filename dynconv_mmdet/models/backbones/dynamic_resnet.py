@@ -95,7 +95,7 @@ class DynamicResNet(DynamicBackboneMixin, ResNet):
             module, no hook).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` (or mmdet's
             ``pretrained=...``) is loaded by the backbone itself (see
-            :func:`.pretrained.load_pretrained`).
+            :func:`dynconv_mmdet.checkpoint.load_pretrained`).
         **kwargs: Other mmdet ResNet arguments.
 
     Our own arguments are keyword-only. Input ``[B, 3, H, W]``; outputs one

@@ -14,9 +14,13 @@ ODConv paper compares them):
   conv); stem and downsample static.
 * KernelWarehouse (``kw1d4x`` ... ``kw4x``, Li and Yao, ICML 2024): the
   release's json settings and layouts (``docs/kernel_warehouse.md``); the
-  warehouse assignment belongs to ``KWConv2d``.
+  warehouse assignment belongs to ``KWConv2d``; the release's names of the
+  convs of mmdet's ResNet and MobileNetV2 (module path -> e.g.
+  ``stage2_layer3_conv1``), from which it derives the warehouses, are
+  here (:data:`KW_RELEASE_NAMES`).
 """
 import copy
+import re
 from typing import Dict, Optional
 
 import torch.nn as nn
@@ -24,6 +28,7 @@ from mmcv.cnn import build_conv_layer
 
 from ..layers import DynamicConv2d
 from ..layers.conv_types import check_conv_type, get_conv_class
+from ..layers.kernel_warehouse import ReleaseNamer, register_release_namer
 
 
 def _kw(cell_num_ratio: float, cell_plane_ratio=1.0, **kwargs) -> dict:
@@ -257,3 +262,79 @@ def make_dynamic(conv: nn.Module, conv_cfg: dict,
         dilation=conv.dilation,
         groups=conv.groups,
         bias=conv.bias is not None)
+
+
+# ----------------------------------------------------------------------
+# KernelWarehouse: the release's conv names of mmdet's module paths (the
+# layer knows no module paths; it asks the namer registered for its owner's
+# ``pretrained_arch``)
+def _resnet_release_name(owner: nn.Module, path: str) -> Optional[str]:
+    """``stage{s}_layer{l}_conv{c}`` of ``kw_resnet.py`` for a conv of an
+    mmdet ResNet (``layer{i}.{b}.conv{j}`` / ``layer{i}.{b}.downsample.0``).
+
+    The first block of a stage hands over: its ``conv1`` and its downsample
+    draw from the previous stage's warehouse (a BasicBlock's first
+    ``conv1`` of stage 0 stays in stage 0; a Bottleneck's is ``stage-1``,
+    static in the release). ``l`` counts the blocks as the release does.
+    """
+    match = re.fullmatch(r'layer(\d+)\.(\d+)\.(conv(\d)|downsample\.0)', path)
+    if match is None:
+        return None
+    stage, block = int(match.group(1)) - 1, int(match.group(2))
+    # the release's layer counter at the first block of this stage
+    first = len(owner.get_submodule(f'layer{stage}')) if stage > 0 else 0
+    if match.group(4) is None:  # downsample
+        return f'stage{stage - 1}_layer{first + 1}_conv0'
+    position = int(match.group(4)) - 1
+    if block > 0:
+        return f'stage{stage}_layer{block}_conv{position}'
+    if position == 0:
+        bottleneck = hasattr(owner.get_submodule('layer1.0'), 'conv3')
+        previous = stage - 1 if bottleneck else max(stage - 1, 0)
+        return f'stage{previous}_layer{first}_conv0'
+    return f'stage{stage}_layer0_conv{position}'
+
+
+#: KW stage of each MobileNetV2 layer (``kw_mobilenetv2.py``): layers 6 and
+#: 7 share stage 6.
+_MOBILENET_V2_KW_STAGES = (1, 2, 3, 4, 5, 6, 6)
+_MOBILENET_V2_CONVS = dict(
+    expand_conv='pwconv0', depthwise_conv='dwconv0', linear_conv='pwconv1')
+
+
+def _mobilenet_v2_release_name(owner: nn.Module, path: str) -> Optional[str]:
+    """``stage{s}_layer{l}_{pw|dw}conv{c}`` of ``kw_mobilenetv2.py`` for a
+    conv of mmdet's MobileNetV2 (``conv1.conv``, ``layer{i}.{b}.
+    {expand,depthwise,linear}_conv.conv``, ``conv2.conv``).
+
+    The first block of a layer that starts a new KW stage belongs to the
+    previous stage (hand-over of a whole block); ``l`` counts the blocks as
+    the release does (reset after each hand-over).
+    """
+    if path == 'conv1.conv':
+        return 'stage0_conv0'
+    stages = _MOBILENET_V2_KW_STAGES
+    counter, names = 0, {}
+    for i, kw_stage in enumerate(stages):
+        for b in range(len(owner.get_submodule(f'layer{i + 1}'))):
+            handover = b == 0 and i > 0 and kw_stage != stages[i - 1]
+            names[(i + 1, b)] = (kw_stage - 1 if handover else kw_stage,
+                                 counter)
+            counter = 0 if handover else counter + 1
+    if path == 'conv2.conv':
+        return f'stage{stages[-1]}_layer{counter}_pwconv1'
+    match = re.fullmatch(r'layer(\d+)\.(\d+)\.(\w+_conv)\.conv', path)
+    if match is None or match.group(3) not in _MOBILENET_V2_CONVS:
+        return None
+    stage, layer = names[(int(match.group(1)), int(match.group(2)))]
+    return f'stage{stage}_layer{layer}_{_MOBILENET_V2_CONVS[match.group(3)]}'
+
+
+#: ``pretrained_arch`` of a backbone -> the KernelWarehouse release's name
+#: of a conv path (registered with the layer's warehouse planner).
+KW_RELEASE_NAMES: Dict[str, ReleaseNamer] = {
+    'resnet': _resnet_release_name,
+    'mobilenet_v2': _mobilenet_v2_release_name,
+}
+for _arch, _namer in KW_RELEASE_NAMES.items():
+    register_release_namer(_arch, _namer)

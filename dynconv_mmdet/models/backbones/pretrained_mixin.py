@@ -1,10 +1,45 @@
-"""Backbone mix-in that takes over a ``Pretrained`` ``init_cfg``."""
+# Copyright (c) dynconv-mmdet contributors. All rights reserved.
+"""Backbone mix-in that takes over a ``Pretrained`` ``init_cfg``.
+
+The models do not import :mod:`dynconv_mmdet.checkpoint` (it imports them):
+the loader is registered here by :mod:`dynconv_mmdet.checkpoint.backbone`
+(:func:`register_pretrained_loader`), which ``import dynconv_mmdet`` always
+imports.
+"""
 import copy
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
+
+#: ``(backbone, checkpoint, arch, prefix, strict) -> report``: loads a
+#: ``Pretrained`` checkpoint into a backbone.
+PretrainedLoader = Callable[[Any, str, str, Optional[str], bool], Any]
+
+_LOADER: Optional[PretrainedLoader] = None
+
+
+def register_pretrained_loader(loader: PretrainedLoader) -> PretrainedLoader:
+    """Set the function that loads a ``Pretrained`` ``init_cfg`` (the last
+    one registered is used)."""
+    global _LOADER
+    _LOADER = loader
+    return loader
+
+
+def pretrained_loader() -> PretrainedLoader:
+    """The registered loader.
+
+    Raises:
+        RuntimeError: None is registered (``dynconv_mmdet.checkpoint`` was
+            not imported).
+    """
+    if _LOADER is None:
+        raise RuntimeError(
+            'no Pretrained loader is registered: import dynconv_mmdet (or '
+            'dynconv_mmdet.checkpoint), which registers the strict one')
+    return _LOADER
 
 
 class PretrainedLoaderMixin:
-    """Loads a ``Pretrained`` ``init_cfg`` with
+    """Loads a ``Pretrained`` ``init_cfg`` with the registered loader,
     :func:`dynconv_mmdet.checkpoint.load_pretrained` (strict, safe).
 
     Subclasses call :meth:`_split_init_cfg` before ``super().__init__`` and
@@ -65,11 +100,7 @@ class PretrainedLoaderMixin:
         """Default init, then the pretrained weights if configured."""
         super().init_weights()
         if self._pretrained_cfg is not None:
-            # imported here: dynconv_mmdet.checkpoint imports the layers
-            from ...checkpoint.backbone import load_pretrained
-            load_pretrained(
-                self,
-                self._pretrained_cfg['checkpoint'],
-                arch=self.pretrained_arch,
-                prefix=self._pretrained_cfg.get('prefix'),
-                strict=self.strict_pretrained)
+            pretrained_loader()(self, self._pretrained_cfg['checkpoint'],
+                                self.pretrained_arch,
+                                self._pretrained_cfg.get('prefix'),
+                                self.strict_pretrained)

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .base import (DynamicAttention, DynamicConv2d, IntOrPair,
-                   _check_positive_int)
+from .base import DynamicAttention, DynamicConv2d
+from .checks import IntOrPair, check_positive_int
 
 
 @MODELS.register_module()
@@ -24,7 +24,8 @@ class CondConv2d(DynamicConv2d):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
             groups, bias: As :class:`DynamicConv2d`.
-        num_experts (int): Number of experts ``E``. Default: 8.
+        num_experts (int): Number of experts ``E`` (the layer's
+            ``num_kernels``). Default: 8.
 
     Shapes: input ``[B, C_in, H, W]``, weight
     ``[E, C_out, C_in / groups, kh, kw]``, output ``[B, C_out, H', W']``.
@@ -40,16 +41,11 @@ class CondConv2d(DynamicConv2d):
                  groups: int = 1,
                  bias: bool = False,
                  num_experts: int = 8) -> None:
-        _check_positive_int('CondConv2d', 'num_experts', num_experts)
+        check_positive_int('CondConv2d', 'num_experts', num_experts)
         super().__init__(in_channels, out_channels, kernel_size, stride,
                          padding, dilation, groups, bias, num_experts)
         self.routing = nn.Linear(in_channels, num_experts)
         self.init_weights()
-
-    @property
-    def num_experts(self) -> int:
-        """Number of experts ``E``."""
-        return self.num_kernels
 
     def init_weights(self) -> None:
         """Kaiming-normal experts; default ``nn.Linear`` routing init."""

@@ -11,8 +11,10 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .base import (DynamicAttention, DynamicConv2d, IntOrPair,
-                   TemperatureMixin, _check_positive_int, global_average)
+from .attention import global_average
+from .base import DynamicAttention, DynamicConv2d
+from .checks import IntOrPair, check_positive_int
+from .temperature import TemperatureMixin
 
 
 class DyConvAttention(nn.Module):
@@ -57,7 +59,8 @@ class DyConv2d(TemperatureMixin, DynamicConv2d):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation,
             groups, bias: As :class:`DynamicConv2d`.
-        kernel_num (int): Number of kernels ``K``. Default: 4.
+        kernel_num (int): Number of kernels ``K`` (the layer's
+            ``num_kernels``). Default: 4.
         reduction (float): Hidden width ratio of the attention. Default: 0.25.
         temperature (float): Softmax temperature ``T``. Default: 1.
 
@@ -81,7 +84,7 @@ class DyConv2d(TemperatureMixin, DynamicConv2d):
                  kernel_num: int = 4,
                  reduction: float = 0.25,
                  temperature: Optional[float] = 1.0) -> None:
-        _check_positive_int('DyConv2d', 'kernel_num', kernel_num)
+        check_positive_int('DyConv2d', 'kernel_num', kernel_num)
         if not 0 < reduction <= 1:
             raise ValueError('DyConv2d: reduction must be in (0, 1], got '
                              f'{reduction}')
@@ -90,11 +93,6 @@ class DyConv2d(TemperatureMixin, DynamicConv2d):
         self.temperature = temperature
         self.attention = DyConvAttention(in_channels, kernel_num, reduction)
         self.init_weights()
-
-    @property
-    def kernel_num(self) -> int:
-        """Number of kernels ``K``."""
-        return self.num_kernels
 
     def init_weights(self) -> None:
         """Kaiming-normal kernels; default ``nn.Linear`` attention init."""

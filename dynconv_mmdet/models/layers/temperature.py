@@ -1,15 +1,84 @@
-"""Reading and setting the temperature of every dynamic layer of a model.
+"""The temperature of the dynamic layers: declaring, checking and setting it.
 
 Each family declares what its temperature means, its valid range and its
-default (:class:`~.base.DynamicConv2d`); layers of a family without a
-temperature are left alone.
+default (:class:`~.base.DynamicConv2d`) and derives from
+:class:`TemperatureMixin`, which checks every value against that range
+(:func:`check_temperature`). :func:`set_temperature` and
+:func:`get_temperatures` set and read the temperature of every layer of a
+model; layers of a family without a temperature are left alone.
 """
+import math
+import numbers
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+import torch
 import torch.nn as nn
+from torch import Tensor
 
-from .base import (TemperatureMixin, check_temperature, is_temperature_number,
-                   temperature_range_text)
+
+class TemperatureMixin:
+    """A temperature that is not saved, checked against the family's range.
+
+    Families with a temperature derive from this mixin and declare
+    :attr:`DynamicConv2d.temperature_default` (and, where it differs from
+    ``T > 0``, :attr:`~DynamicConv2d.temperature_range`).
+    """
+
+    _temperature: float
+
+    @property
+    def temperature(self) -> float:
+        """The attention temperature (see the family's
+        ``temperature_doc``)."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: Optional[float]) -> None:
+        if value is None:
+            value = type(self).temperature_default
+        self._temperature = check_temperature(type(self), value)
+
+
+def is_temperature_number(value: Any) -> bool:
+    """Whether ``value`` is a real number a temperature can take (an
+    ``int``, a ``float``, a NumPy scalar or a one-element real tensor; not
+    a ``bool``, a string or a sequence)."""
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and not value.is_complex() \
+            and value.dtype != torch.bool
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def temperature_range_text(cls: type) -> str:
+    """The valid temperatures of family ``cls``, e.g. ``'(0, inf]'``."""
+    low, high = cls.temperature_range
+    bound = '[' if cls.temperature_low_inclusive else '('
+    return f'{bound}{low:g}, {high:g}]'
+
+
+def check_temperature(cls: type, value: Any) -> float:
+    """Return ``value`` as a float if it is a valid temperature of family
+    ``cls``.
+
+    Raises:
+        TypeError: Not a number (e.g. the string ``'30'``, a list, a bool).
+        ValueError: Outside the family's :attr:`temperature_range`.
+    """
+    doc = f' ({cls.temperature_doc})' if cls.temperature_doc else ''
+    if not is_temperature_number(value):
+        raise TypeError(
+            f'{cls.__name__}: temperature must be a number in '
+            f'{temperature_range_text(cls)} or None (the family\'s default, '
+            f'{cls.temperature_default}), got {value!r} of type '
+            f'{type(value).__name__}{doc}')
+    value = float(value)
+    low, high = cls.temperature_range
+    above = value >= low if cls.temperature_low_inclusive else value > low
+    if not (above and value <= high and not math.isnan(value)):
+        raise ValueError(f'{cls.__name__}: temperature must be in '
+                         f'{temperature_range_text(cls)}, got {value}{doc}')
+    return value
+
 
 #: A temperature for all layers, or one computed per family class.
 TemperatureValue = Optional[Union[float, Callable[[type], float]]]
@@ -17,7 +86,7 @@ TemperatureValue = Optional[Union[float, Callable[[type], float]]]
 
 def temperature_families() -> List[type]:
     """Every family with a temperature imported so far (subclasses of
-    :class:`~.base.TemperatureMixin` that declare a
+    :class:`TemperatureMixin` that declare a
     ``temperature_default``), in definition order."""
     found: List[type] = []
     pending = list(TemperatureMixin.__subclasses__())

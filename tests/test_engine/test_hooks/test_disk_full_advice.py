@@ -14,7 +14,7 @@ from mmengine.fileio.backends import LocalBackend
 
 import dynconv_mmdet  # noqa: F401
 from dynconv_mmdet.engine import CheckpointSaveError
-from dynconv_mmdet.engine.hooks.atomic_checkpoint_hook import _format_size
+from dynconv_mmdet.engine.hooks.atomic_files import format_size
 from dynconv_mmdet.testing import toy_runner
 
 
@@ -52,7 +52,7 @@ def test_one_checkpoint_kept_needs_room_for_two(tmp_path, monkeypatch):
     assert 'keeping fewer checkpoints would not help' in message
     assert 'max_keep_ckpts is 1' in message
     assert 'keep fewer checkpoints with' not in message
-    size = _format_size(osp.getsize(previous))
+    size = format_size(osp.getsize(previous))
     assert f'about {size} (the size of {previous})' in message
     assert 'Free space in' in message and '--work-dir' in message
     assert '--resume' in message
@@ -77,5 +77,5 @@ def test_several_checkpoints_kept_advises_fewer(tmp_path, monkeypatch):
 @pytest.mark.parametrize('size, text', [(512, '512 bytes'), (1_500, '1.5 kB'),
                                         (2_345_678, '2.3 MB'),
                                         (3_000_000_000, '3.0 GB')])
-def test_format_size(size, text):
-    assert _format_size(size) == text
+def testformat_size(size, text):
+    assert format_size(size) == text

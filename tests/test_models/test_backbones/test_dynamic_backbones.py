@@ -77,7 +77,7 @@ def test_resnet_presets_place_the_papers_layers():
     od = resnet('odconv4x', depth=50)
     names = _dynamic_names(od)
     assert len(names) == 16 * 3 and not any('downsample' in n for n in names)
-    assert all(od.get_submodule(n).kernel_num == 4 for n in names)
+    assert all(od.get_submodule(n).num_kernels == 4 for n in names)
 
 
 def test_basic_block_and_custom_layout():

@@ -18,9 +18,10 @@ from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from dynconv_mmdet.models.backbones import MOBILENET_V2_PRESETS, RESNET_PRESETS
+from dynconv_mmdet.models.backbones.layout import \
+    KW_RELEASE_NAMES as RELEASE_NAMES
 from dynconv_mmdet.models.layers import KWConv2d
-from dynconv_mmdet.models.layers.kernel_warehouse import (RELEASE_NAMES,
-                                                          fuse_warehouse_name)
+from dynconv_mmdet.models.layers.kernel_warehouse import fuse_warehouse_name
 
 importlib.import_module('projects.classification.dynconv_cls')
 

@@ -269,13 +269,25 @@ def test_fuse_conv_bn_keeps_eval_output(name):
 
 
 # --------------------------------------------------------------------------
+# One vocabulary: every family reads its kernel count back as num_kernels
+@pytest.mark.parametrize('name', sorted(LAYERS))
+def test_kernel_count_is_num_kernels(name):
+    (count_arg, ) = LAYERS[name]
+    layer = MODELS.get(name)(8, 16, 3, **{count_arg: 5})
+    assert layer.num_kernels == 5 == layer.weight.size(0)
+    assert 'num_kernels=5' in repr(layer)
+    for alias in ('num_experts', 'kernel_num'):
+        assert not hasattr(layer, alias)
+
+
+# --------------------------------------------------------------------------
 # Bad input
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_bad_arguments_are_clear(name):
     cls = MODELS.get(name)
     with pytest.raises(ValueError, match=f'{name}.*divisible by groups'):
         cls(6, 8, 3, groups=4)
-    count_arg = 'num_experts' if name == 'CondConv2d' else 'kernel_num'
+    (count_arg, ) = LAYERS[name]  # each release's own argument name
     with pytest.raises(ValueError, match=f'{name}.*{count_arg}'):
         cls(4, 4, 3, **{count_arg: 0})
     layer = cls(4, 4, 3)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from dynconv_mmdet.models.layers import batch_folded_conv2d, dynamic_conv2d
+from dynconv_mmdet.analysis.reference import batch_folded_conv2d
+from dynconv_mmdet.models.layers import dynamic_conv2d
 from dynconv_mmdet.models.layers.functional import dynamic_conv2d_inference
 
 

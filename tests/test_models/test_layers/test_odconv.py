@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dynconv_mmdet.models.layers import ODConv2d
-from dynconv_mmdet.models.layers.odconv import ODCONV_ATTENTIONS
+from dynconv_mmdet.models.layers.odconv_attention import ODCONV_ATTENTIONS
 from dynconv_mmdet.testing import rel_err
 
 DATA_DIR = osp.join(osp.dirname(__file__), '..', '..', 'data')

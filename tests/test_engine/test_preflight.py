@@ -1,5 +1,5 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
-"""Start-up checks (``dynconv_mmdet.utils.preflight``) and how
+"""Start-up checks (``dynconv_mmdet.engine.preflight``) and how
 ``tools/train.py`` / ``tools/test.py`` report them."""
 import copy
 import importlib
@@ -11,9 +11,9 @@ from types import ModuleType
 import pytest
 from mmengine.config import Config
 
-from dynconv_mmdet.utils.preflight import (PreflightError, check_config,
-                                           check_conv_types, check_pretrained,
-                                           registered_conv_types)
+from dynconv_mmdet.engine.preflight import (PreflightError, check_config,
+                                            check_conv_types, check_pretrained,
+                                            registered_conv_types)
 from tools.misc.generate_toy_coco import generate_toy_coco
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -1,4 +1,5 @@
-"""What the benchmark times: layer shapes, backbones and their presets.
+"""The variants the benchmark times: the backbones' presets and a user's
+layouts.
 
 The dynamic variants are never listed here: the presets of a backbone come
 from its own table (``DynamicResNet.presets``,
@@ -9,79 +10,24 @@ of the ResNet table (the layer shapes are ResNet-50's). A user's own layout
 :data:`CUSTOM`).
 """
 import copy
-from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
 
-from ...models.layers import DynamicConv2d, finalize_dynamic_convs
+from ...models.layers import DynamicConv2d
 from ..cli import read_layout, read_named_layout
+
+
+class UsageError(ValueError):
+    """A bad command line; the message says what to do."""
+
 
 #: Name of the row of a user's layout given without a name (``--dynamic``).
 CUSTOM = 'custom'
-
-# ResNet-50 convs under a 1333x800 image padded to 1344x800:
-# (name, C_in, C_out, k, stride, H, W) with H, W the input size.
-RESNET50_LAYERS = (
-    ('layer1 1x1', 256, 64, 1, 1, 200, 336),
-    ('layer1 3x3', 64, 64, 3, 1, 200, 336),
-    ('layer1 1x1', 64, 256, 1, 1, 200, 336),
-    ('layer2 3x3', 128, 128, 3, 1, 100, 168),
-    ('layer2 1x1', 128, 512, 1, 1, 100, 168),
-    ('layer3 3x3', 256, 256, 3, 1, 50, 84),
-    ('layer3 1x1', 1024, 256, 1, 1, 50, 84),
-    ('layer4 3x3', 512, 512, 3, 1, 25, 42),
-    ('layer4 1x1', 512, 2048, 1, 1, 25, 42),
-)
-QUICK_LAYERS = (
-    ('layer1 3x3', 16, 16, 3, 1, 12, 16),
-    ('layer1 1x1', 16, 32, 1, 1, 12, 16),
-)
 #: The backbone whose preset table gives the layer kinds.
 LAYER_BACKBONE = dict(type='DynamicResNet', depth=50)
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """A benchmarked backbone.
-
-    Attributes:
-        name (str): Row label.
-        cfg (dict): mmdet config, without ``preset``.
-        sizes (tuple[int]): Square input sizes of the eager rows; inference
-            runs at every size, the training step at the first.
-        compiled_sizes (tuple[int]): Sizes of the compiled rows.
-        gpu_sizes, gpu_compiled_sizes (tuple[int]): The same for
-            ``--gpu-subset``.
-    """
-    name: str
-    cfg: dict
-    sizes: Tuple[int, ...]
-    compiled_sizes: Tuple[int, ...] = ()
-    gpu_sizes: Tuple[int, ...] = ()
-    gpu_compiled_sizes: Tuple[int, ...] = ()
-
-
-BACKBONES = (
-    BackboneSpec('ResNet-50', dict(type='DynamicResNet', depth=50), (800, ),
-                 (800, ), (800, )),
-    BackboneSpec('MobileNetV2 1.0',
-                 dict(type='DynamicMobileNetV2', widen_factor=1.0), (800, 320),
-                 (800, 320), (800, 320), (320, )),
-    BackboneSpec('MobileNetV2 0.5',
-                 dict(type='DynamicMobileNetV2', widen_factor=0.5), (800, 320),
-                 (), (320, )),
-)
-QUICK_BACKBONES = (
-    BackboneSpec('ResNet-18 w16',
-                 dict(type='DynamicResNet', depth=18, base_channels=16),
-                 (32, ), (32, ), (32, ), (32, )),
-    BackboneSpec('MobileNetV2 0.5',
-                 dict(type='DynamicMobileNetV2', widen_factor=0.5), (32, ),
-                 (32, ), (32, )),
-)
 
 
 def backbone_class(cfg: dict) -> type:
@@ -121,6 +67,23 @@ def dynamic_presets(cfg: dict,
         for name, layout in preset_table(cfg).items()
         if layout is not None and (only is None or name in only)
     }
+
+
+def check_presets(presets: Optional[Sequence[str]], cfgs: List[dict]) -> None:
+    """Every name of ``--presets`` is a preset of one of ``cfgs``' tables.
+
+    Raises:
+        UsageError: Says which are unknown and which are known.
+    """
+    if not presets:
+        return
+    known = set()
+    for cfg in cfgs:
+        known.update(preset_table(cfg))
+    unknown = sorted(set(presets) - known)
+    if unknown:
+        raise UsageError(f'--presets: unknown {unknown}; the preset tables '
+                         f'of the benchmarked backbones have {sorted(known)}')
 
 
 def layer_kinds(only: Optional[Sequence[str]] = None,
@@ -169,35 +132,13 @@ def has_dynamic_convs(module: nn.Module) -> bool:
     return any(isinstance(m, DynamicConv2d) for m in module.modules())
 
 
-def build_layer(cin: int, cout: int, k: int, stride: int, conv_cfg: dict,
-                device: torch.device) -> nn.Module:
-    """One conv of type ``conv_cfg`` (padding ``k // 2``, no bias).
-
-    A family that completes its convs as a group
-    (:meth:`~dynconv_mmdet.models.layers.DynamicConv2d.finalize_group`) is
-    finalised as a group of one; should it add shared state, the conv is
-    returned inside the ``nn.Sequential`` that holds it.
-    """
-    cfg = dict(
-        copy.deepcopy(conv_cfg),
-        in_channels=cin,
-        out_channels=cout,
-        kernel_size=k,
-        stride=stride,
-        padding=k // 2,
-        bias=False)
-    holder = nn.Sequential(MODELS.build(cfg))
-    finalize_dynamic_convs(holder)
-    shared = (
-        len(holder._modules) > 1 or bool(holder._parameters)
-        or bool(holder._buffers))
-    return (holder if shared else holder[0]).to(device)
-
-
-def build_static_layer(cin: int, cout: int, k: int, stride: int,
-                       device: torch.device) -> nn.Module:
-    """The static twin of :func:`build_layer`."""
-    return nn.Conv2d(cin, cout, k, stride, k // 2, bias=False).to(device)
+def families(module: nn.Module) -> str:
+    """The class names of ``module``'s dynamic convs, sorted."""
+    names = sorted({
+        type(m).__name__
+        for m in module.modules() if isinstance(m, DynamicConv2d)
+    })
+    return ', '.join(names)
 
 
 def build_backbone(cfg: dict,

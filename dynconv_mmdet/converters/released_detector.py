@@ -1,8 +1,0 @@
-# Copyright (c) dynconv-mmdet contributors. All rights reserved.
-"""Deprecated: see :mod:`dynconv_mmdet.checkpoint.released_detector`."""
-from ..checkpoint.moved import moved_names
-
-__getattr__ = moved_names(
-    __name__, ('BACKBONE_ARCHS', 'CLASSIFIER_KEYS',
-               'convert_released_detector', 'released_detector_type'),
-    'dynconv_mmdet.checkpoint.released_detector')
