@@ -187,20 +187,10 @@ class KWConv2d(TemperatureMixin, DynamicConv2d):
     @classmethod
     def finalize_group(cls, owner: nn.Module,
                        convs: List[Tuple[str, 'KWConv2d']]) -> None:
-        """Create the warehouses of ``convs`` and complete each conv.
-
-        Convs already finalised are left alone. Warehouses are created in
-        the order their first conv appears (the release's order) on
-        ``owner.warehouse_manager`` (created if absent), cells are allocated
-        to the convs in module order, and each conv gets its attention and
-        one-hot assignment. The release's cell init follows.
-
-        Raises:
-            ValueError: Settings that disagree inside one warehouse, cells
-                that do not divide a conv's channels, or a ``cell_num_ratio``
-                whose one-hot assignment does not use exactly the
-                warehouse's cells (the release asserts this too).
-        """
+        """Create the warehouses of ``convs`` and complete each conv: the
+        family's group hook, done by the warehouse planner
+        (:func:`~.planner.finalize_warehouses`, which documents the order
+        and the errors)."""
         finalize_warehouses(owner, convs)
 
     def attach_warehouse(self, manager: KernelWarehouseManager,
