@@ -26,6 +26,21 @@ def _load_tool(name: str) -> ModuleType:
     return importlib.import_module(f'tools.{name}')
 
 
+def _fake_runner(train: ModuleType, monkeypatch) -> list:
+    """Make ``tools/train.py`` build a runner that only records: the list
+    gets the config built and ``'trained'``."""
+    built = []
+
+    class _FakeRunner:
+
+        def train(self):
+            built.append('trained')
+
+    monkeypatch.setattr(train.RUNNERS, 'build',
+                        lambda cfg: built.append(cfg) or _FakeRunner())
+    return built
+
+
 @pytest.fixture(scope='module')
 def toy_root(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('toy_coco'))
@@ -205,15 +220,7 @@ def test_train_tool_from_scratch_override(toy_root, tmp_path, monkeypatch):
     requirement: the runner is built."""
     monkeypatch.chdir(tmp_path)
     train = _load_tool('train')
-    built = []
-
-    class _FakeRunner:
-
-        def train(self):
-            built.append('trained')
-
-    monkeypatch.setattr(train.RUNNERS, 'build',
-                        lambda cfg: built.append(cfg) or _FakeRunner())
+    built = _fake_runner(train, monkeypatch)
     toy_cfg = _toy_cfg(toy_root)
     cfg_file = str(tmp_path / 'cfg.py')
     toy_cfg.model.backbone.init_cfg = dict(
@@ -406,15 +413,7 @@ def test_unlisted_categories_are_refused_at_start_up(toy_root, tmp_path,
     cfg_file = str(tmp_path / 'cfg.py')
     cfg.dump(cfg_file)
     train = _load_tool('train')
-    built = []
-
-    class _FakeRunner:
-
-        def train(self):
-            built.append('trained')
-
-    monkeypatch.setattr(train.RUNNERS, 'build',
-                        lambda cfg: built.append(cfg) or _FakeRunner())
+    built = _fake_runner(train, monkeypatch)
     with pytest.raises(SystemExit) as info:
         train.main([cfg_file])
     assert "'star'" in str(info.value.code) and not built
