@@ -10,6 +10,7 @@ from dynconv_mmdet.analysis import (FlopCounter, backbone_complexity,
                                     format_complexity_table, model_flops,
                                     padded_shape)
 from dynconv_mmdet.models.layers import CondConv2d, DyConv2d, ODConv2d
+from dynconv_mmdet.testing import build_example, family_examples
 
 PINNED_PARAMS = {
     ('DynamicResNet', 'static'): 23_508_032,
@@ -99,30 +100,26 @@ def test_odconv_by_hand_features_and_kernel_side():
     assert c['aggregation'] == 32 * 9 + 32 * 9
 
 
-LAYERS = {
-    'condconv3x3':
-    lambda: CondConv2d(8, 16, 3, padding=1, num_experts=4),
-    'dyconv1x1':
-    lambda: DyConv2d(16, 8, 1, kernel_num=4),
-    'odconv3x3_K4':
-    lambda: ODConv2d(16, 32, 3, padding=1, kernel_num=4),
-    'odconv1x1_K1':
-    lambda: ODConv2d(64, 32, 1, kernel_num=1),
-    'odconv3x3_s2_K2':
-    lambda: ODConv2d(32, 48, 3, stride=2, padding=1, kernel_num=2),
+#: every registered family that mixes its own kernels, variants included
+LAYERS = sorted(family_examples(variants=True, own_kernels=True))
+GEOMETRIES = {
+    '3x3': dict(out_channels=16, kernel_size=3, padding=1),
+    '1x1': dict(out_channels=8, kernel_size=1),
+    '3x3_s2': dict(out_channels=12, kernel_size=3, stride=2, padding=1),
 }
 
 
-@pytest.mark.parametrize('name', sorted(LAYERS))
+@pytest.mark.parametrize('geometry', sorted(GEOMETRIES))
+@pytest.mark.parametrize('name', LAYERS)
 @pytest.mark.parametrize('shape', [(1, 8, 8), (1, 32, 32), (2, 12, 12)])
-def test_matrix_products_match_torch_flop_counter(name, shape):
+def test_matrix_products_match_torch_flop_counter(name, geometry, shape):
     """torch's FlopCounterMode counts convolutions and matrix products (2 per
     multiply-add) of what really ran: our conv + MLP + kernel mixture."""
-    layer = LAYERS[name]()
+    layer = build_example(name, in_channels=8, **GEOMETRIES[geometry])
     shape = (shape[0], layer.in_channels, *shape[1:])
     c = dynamic_conv2d_flops(layer, shape)
-    mixture = 0
-    if layer.num_kernels > 1:
+    mixture = 0  # one matrix product when the kernels share the attentions
+    if layer.num_kernels > 1 and not layer.per_kernel_attentions():
         mixture = shape[0] * layer.weight.numel()
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         layer.eval()(torch.randn(*shape))

@@ -11,7 +11,7 @@ and the completion of convs that share state across a model
 """
 import copy
 import math
-from typing import ClassVar, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -22,7 +22,8 @@ from .attention import DynamicAttention, global_average
 from .checks import IntOrPair, check_conv_channels, check_pair
 from .flops import FlopsMixin
 from .forward import ForwardMixin
-from .functional import dynamic_conv2d, eager_inference
+from .functional import (EXPORT_FORMS, current_export_form, dynamic_conv2d,
+                         eager_inference, tracing_for_export)
 from .inference_cache import InferenceCacheMixin
 
 
@@ -61,7 +62,9 @@ class DynamicConv2d(ForwardMixin, InferenceCacheMixin, FlopsMixin, nn.Module):
       after the backbone has placed all its convs;
     * :meth:`inference_attention` (optional): the attention of an eval-mode
       call without autograd, e.g. from values derived once from the
-      parameters with :meth:`inference_cache` (see *Inference path*).
+      parameters with :meth:`inference_cache` (see *Inference path*);
+    * :attr:`export_forms` and :meth:`forward_export`: the forms the family
+      takes in a graph traced for export (see *Export*).
 
     Every family exposes its kernel count as :attr:`num_kernels`, whatever
     its constructor calls it. The machinery it inherits (input checks,
@@ -86,6 +89,20 @@ class DynamicConv2d(ForwardMixin, InferenceCacheMixin, FlopsMixin, nn.Module):
     ``model.eval()`` (as mmengine's validation and test loops do right
     after that swap) or :func:`~.inference_cache.clear_inference_caches`
     after them.
+
+    **Export.** While a graph is traced for export (ONNX with either
+    exporter, ``torch.export``, ``torch.jit.trace``:
+    :func:`~.functional.tracing_for_export`), :meth:`forward` runs
+    :meth:`forward_export` with the exporter's explicit form
+    (:func:`~.functional.export_form`, default ``'free'``; never derived
+    from the batch size seen while tracing): ``'single'`` for a batch fixed
+    at one (one convolution with the sample's kernel), ``'grouped'`` for a
+    batch fixed above one (the batch in the groups of one convolution),
+    ``'free'`` for a free batch axis. :meth:`forward_export` uses no
+    in-place operation and takes the kernel geometry from the module, so
+    free height and width stay free. A family declares the forms it
+    supports in :attr:`export_forms`; the deployment tools refuse the others
+    with the family's name.
 
     Args:
         in_channels (int): ``C_in``.
@@ -114,6 +131,23 @@ class DynamicConv2d(ForwardMixin, InferenceCacheMixin, FlopsMixin, nn.Module):
     temperature_doc: ClassVar[str] = ''
     #: Whether a backbone passes its (batch) norm to the attention.
     takes_backbone_norm: ClassVar[bool] = False
+    #: The export forms :meth:`forward_export` implements
+    #: (:data:`~.functional.EXPORT_FORMS`).
+    export_forms: ClassVar[Tuple[str, ...]] = EXPORT_FORMS
+    #: The constructor argument that sets :attr:`num_kernels` (each
+    #: release's own name, e.g. CondConv's ``num_experts``), for messages
+    #: and the generic tests; ``None``: the count is not an argument.
+    num_kernels_arg: ClassVar[Optional[str]] = 'num_kernels'
+    #: Constructor arguments (besides the geometry) of one small example of
+    #: the family that works on its own, which the generic drop-in tests
+    #: (:func:`dynconv_mmdet.testing.family_examples`) run for every
+    #: registered family; ``None``: the family is only complete inside a
+    #: backbone (e.g. KernelWarehouse's shared warehouses) and its own tests
+    #: cover it.
+    example_kwargs: ClassVar[Optional[Dict[str, Any]]] = None
+    #: More named examples (variant -> constructor arguments) for the
+    #: generic tests of the inference path, e.g. ODConv's ablations.
+    example_variants: ClassVar[Dict[str, Dict[str, Any]]] = {}
 
     def __init__(self,
                  in_channels: int,
@@ -202,9 +236,12 @@ class DynamicConv2d(ForwardMixin, InferenceCacheMixin, FlopsMixin, nn.Module):
         """Input ``[B, C_in, H, W]`` -> output ``[B, C_out, H_out, W_out]``.
 
         Eval mode without autograd, compilation or tracing:
-        :meth:`forward_inference` (same numbers, see the class doc).
+        :meth:`forward_inference` (same numbers, see the class doc); a graph
+        traced for export: :meth:`forward_export`.
         """
         self.check_input(x)
+        if tracing_for_export():
+            return self.forward_export(x, current_export_form())
         plain = 'compute_attention' in self.__dict__
         if not (self.training or plain) and eager_inference():
             return self.forward_inference(x)
@@ -212,6 +249,22 @@ class DynamicConv2d(ForwardMixin, InferenceCacheMixin, FlopsMixin, nn.Module):
                           is DynamicConv2d.compute_attention):
             return self._forward_pooled(x)
         return self.convolve(dynamic_conv2d, x, self.compute_attention(x))
+
+    def forward_export(self, x: Tensor, form: str) -> Tensor:
+        """:meth:`forward` in a graph traced for export, in the export form
+        ``form`` (one of :attr:`export_forms`).
+
+        Default: :meth:`compute_attention` (out-of-place operations only:
+        an in-place operation on a view may be lost from a traced graph) and
+        :func:`~.functional.dynamic_conv2d` in ``form``, with the kernel
+        size of the module.
+        """
+        return self.convolve(
+            dynamic_conv2d,
+            x,
+            self.compute_attention(x),
+            export_form=form,
+            kernel_size=self.kernel_size)
 
     def inference_attention(self, x: Tensor) -> DynamicAttention:
         """The attentions of an eval-mode call without autograd: the numbers

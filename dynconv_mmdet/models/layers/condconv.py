@@ -31,6 +31,9 @@ class CondConv2d(DynamicConv2d):
     ``[E, C_out, C_in / groups, kh, kw]``, output ``[B, C_out, H', W']``.
     """
 
+    num_kernels_arg = 'num_experts'
+    example_kwargs = dict(num_experts=3)
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,

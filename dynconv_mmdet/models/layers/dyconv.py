@@ -71,6 +71,8 @@ class DyConv2d(TemperatureMixin, DynamicConv2d):
     temperature_default = 1.0
     temperature_schedule = dict(start=30.0, end=1.0, epochs=10)
     temperature_doc = 'divides the kernel-attention logits; T > 0'
+    num_kernels_arg = 'kernel_num'
+    example_kwargs = dict(kernel_num=3)
 
     def __init__(self,
                  in_channels: int,

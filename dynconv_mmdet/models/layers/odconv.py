@@ -61,6 +61,14 @@ class ODConv2d(TemperatureMixin, DynamicConv2d):
     temperature_schedule = dict(start=30.0, end=1.0, epochs=10)
     temperature_doc = 'divides every attention logit; T > 0'
     takes_backbone_norm = True
+    num_kernels_arg = 'kernel_num'
+    example_kwargs = dict(kernel_num=3)
+    example_variants = {
+        '1x': dict(kernel_num=1),
+        'unshared': dict(kernel_num=3, shared=False),
+        'softmax': dict(kernel_num=3, spatial_activation='softmax'),
+        'GN': dict(kernel_num=3, norm_cfg=dict(type='GN', num_groups=4)),
+    }
 
     def __init__(self,
                  in_channels: int,

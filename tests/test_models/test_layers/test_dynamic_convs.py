@@ -1,4 +1,5 @@
-"""Behaviour of CondConv2d, DyConv2d and ODConv2d as drop-in conv layers."""
+"""Drop-in conv behaviour of every registered family that gives an example
+of itself (``example_kwargs``): adding a family adds no line here."""
 import pytest
 import torch
 import torch.nn as nn
@@ -10,17 +11,23 @@ from dynconv_mmdet.models.layers import (CondConv2d, DyConv2d,
                                          DynamicAttention, ODConv2d,
                                          get_temperatures, set_temperature)
 from dynconv_mmdet.testing import naive_dynamic_conv
+from dynconv_mmdet.testing.families import build_example, family_examples
 
-LAYERS = {
-    'CondConv2d': dict(num_experts=3),
-    'DyConv2d': dict(kernel_num=3),
-    'ODConv2d': dict(kernel_num=3),
-}
+#: name -> (class, constructor arguments of its example)
+LAYERS = family_examples()
+#: the families whose kernels are a mixture of their own ``weight``
+MIXTURES = sorted(family_examples(own_kernels=True))
+COUNTED = sorted(n for n, (cls, _) in LAYERS.items() if cls.num_kernels_arg)
+TEMPERED = sorted(n for n, (cls, _) in LAYERS.items()
+                  if cls.temperature_default is not None)
 
 
-def build(name, *args, **kwargs):
-    return MODELS.build(dict(type=name, **LAYERS[name], **kwargs)) \
-        if not args else MODELS.get(name)(*args, **LAYERS[name], **kwargs)
+def build(name, **kwargs):
+    return build_example(name, **kwargs)
+
+
+def conv_cfg(name):
+    return dict(type=name, **LAYERS[name][1])
 
 
 # --------------------------------------------------------------------------
@@ -32,8 +39,7 @@ def test_build_from_every_scope(scope, name):
     import mmpretrain.registry  # noqa: F401
     ctx = DefaultScope.overwrite_default_scope(scope)
     with ctx:
-        conv = build_conv_layer(
-            dict(type=name, **LAYERS[name]), 8, 16, 3, padding=1)
+        conv = build_conv_layer(conv_cfg(name), 8, 16, 3, padding=1)
     assert type(conv).__name__ == name
     assert conv(torch.randn(2, 8, 6, 6)).shape == (2, 16, 6, 6)
 
@@ -51,8 +57,8 @@ def test_dcn_is_mmcv_through_conv_cfg(scope):
 
 
 # --------------------------------------------------------------------------
-# Numerics shared by all three layers
-@pytest.mark.parametrize('name', sorted(LAYERS))
+# Numerics shared by all families
+@pytest.mark.parametrize('name', MIXTURES)
 def test_constant_attention_equals_scaled_conv(name):
     layer = build(
         name, in_channels=6, out_channels=10, kernel_size=3, padding=1)
@@ -62,16 +68,16 @@ def test_constant_attention_equals_scaled_conv(name):
     x = torch.randn(2, 6, 7, 5)
     b = x.size(0)
 
+    sizes = dict(kernel=1, spatial=9, in_channel=6, out_channel=10)
+    produced = layer.produced_attentions()
+
     def constant(inp):
-        kk = layer.kernel_size[0] * layer.kernel_size[1]
         return DynamicAttention(
-            kernel=torch.full((b, 1), c),
-            spatial=torch.full((b, kk), c) if name == 'ODConv2d' else None,
-            in_channel=torch.full((b, 6), c) if name == 'ODConv2d' else None,
-            out_channel=torch.full((b, 10), c) if name == 'ODConv2d' else None)
+            **{a: torch.full((b, sizes[a]), c)
+               for a in produced})
 
     layer.compute_attention = constant
-    scale = c**4 if name == 'ODConv2d' else c
+    scale = c**len(produced)
     expected = F.conv2d(x, layer.weight[0], padding=1) * scale
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
 
@@ -119,7 +125,7 @@ GEOMETRIES = [
 
 
 @pytest.mark.parametrize('geometry', GEOMETRIES, ids=str)
-@pytest.mark.parametrize('name', sorted(LAYERS))
+@pytest.mark.parametrize('name', MIXTURES)
 def test_geometry_matches_naive_reference(name, geometry):
     layer = build(name, in_channels=8, out_channels=12, **geometry).train()
     x = torch.randn(3, 8, 11, 9)
@@ -129,7 +135,7 @@ def test_geometry_matches_naive_reference(name, geometry):
     torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', sorted(LAYERS))
+@pytest.mark.parametrize('name', MIXTURES)
 def test_depthwise(name):
     layer = build(
         name,
@@ -192,24 +198,20 @@ def test_bf16_autocast_cpu(name):
         out = layer(x)
     assert out.shape == (2, 8, 6, 6) and torch.isfinite(out).all()
     out.float().sum().backward()
-    assert layer.weight.grad is not None
+    assert all(p.grad is not None for p in layer.parameters()
+               if p.requires_grad)
 
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
 def test_inside_conv_module(name):
     module = ConvModule(
-        8,
-        16,
-        3,
-        padding=1,
-        conv_cfg=dict(type=name, **LAYERS[name]),
-        norm_cfg=dict(type='BN'))
+        8, 16, 3, padding=1, conv_cfg=conv_cfg(name), norm_cfg=dict(type='BN'))
     assert module.in_channels == 8 and module.out_channels == 16
     assert module.kernel_size == (3, 3) and module.groups == 1
     assert not module.with_bias and module.conv.bias is None
     module.init_weights()
     assert module(torch.randn(2, 8, 5, 5)).shape == (2, 16, 5, 5)
-    no_norm = ConvModule(8, 16, 3, conv_cfg=dict(type=name, **LAYERS[name]))
+    no_norm = ConvModule(8, 16, 3, conv_cfg=conv_cfg(name))
     assert no_norm.conv.bias is not None  # ConvModule asks for the bias
 
 
@@ -255,7 +257,7 @@ def test_fuse_conv_bn_keeps_eval_output(name):
             8,
             3,
             padding=1,
-            conv_cfg=dict(type=name, **LAYERS[name]),
+            conv_cfg=conv_cfg(name),
             norm_cfg=dict(type='BN')))
     model.train()
     for _ in range(3):
@@ -270,11 +272,13 @@ def test_fuse_conv_bn_keeps_eval_output(name):
 
 # --------------------------------------------------------------------------
 # One vocabulary: every family reads its kernel count back as num_kernels
-@pytest.mark.parametrize('name', sorted(LAYERS))
+@pytest.mark.parametrize('name', COUNTED)
 def test_kernel_count_is_num_kernels(name):
-    (count_arg, ) = LAYERS[name]
-    layer = MODELS.get(name)(8, 16, 3, **{count_arg: 5})
-    assert layer.num_kernels == 5 == layer.weight.size(0)
+    cls, example = LAYERS[name]
+    layer = cls(8, 16, 3, **{**example, cls.num_kernels_arg: 5})
+    assert layer.num_kernels == 5
+    if name in MIXTURES:
+        assert layer.weight.size(0) == 5
     assert 'num_kernels=5' in repr(layer)
     for alias in ('num_experts', 'kernel_num'):
         assert not hasattr(layer, alias)
@@ -282,25 +286,28 @@ def test_kernel_count_is_num_kernels(name):
 
 # --------------------------------------------------------------------------
 # Bad input
-@pytest.mark.parametrize('name', sorted(LAYERS))
+@pytest.mark.parametrize('name', COUNTED)
 def test_bad_arguments_are_clear(name):
-    cls = MODELS.get(name)
+    cls, example = LAYERS[name]
     with pytest.raises(ValueError, match=f'{name}.*divisible by groups'):
-        cls(6, 8, 3, groups=4)
-    (count_arg, ) = LAYERS[name]  # each release's own argument name
+        cls(6, 8, 3, groups=4, **example)
+    count_arg = cls.num_kernels_arg  # each release's own argument name
     with pytest.raises(ValueError, match=f'{name}.*{count_arg}'):
-        cls(4, 4, 3, **{count_arg: 0})
-    layer = cls(4, 4, 3)
+        cls(4, 4, 3, **{**example, count_arg: 0})
+    layer = cls(4, 4, 3, **example)
     with pytest.raises(ValueError, match=rf'{name}.*\[N, 4, H, W\]'):
         layer(torch.randn(2, 5, 6, 6))
     with pytest.raises(ValueError, match=name):
         layer(torch.randn(4, 6, 6))
 
 
-@pytest.mark.parametrize('name', ['DyConv2d', 'ODConv2d'])
+@pytest.mark.parametrize('name', TEMPERED)
 def test_bad_temperature(name):
+    cls, example = LAYERS[name]
+    low, high = cls.temperature_range
+    bad = low if not cls.temperature_low_inclusive else high + 1
     with pytest.raises(ValueError, match=f'{name}.*temperature'):
-        MODELS.get(name)(4, 4, 3, temperature=0)
-    layer = MODELS.get(name)(4, 4, 3)
+        cls(4, 4, 3, temperature=bad, **example)
+    layer = cls(4, 4, 3, **example)
     with pytest.raises(ValueError, match='temperature'):
-        set_temperature(layer, -1.0)
+        set_temperature(layer, low - 1.0)

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.hooks import EMAHook
-from mmengine.registry import MODELS
 
 from dynconv_mmdet.models.layers import (DynamicConv2d, ODConv2d,
                                          clear_inference_caches,
@@ -16,16 +15,10 @@ from dynconv_mmdet.models.layers import (DynamicConv2d, ODConv2d,
 from dynconv_mmdet.models.layers.functional import (dynamic_conv2d,
                                                     prepare_conv_input)
 from dynconv_mmdet.testing import rel_err
+from dynconv_mmdet.testing.families import build_example, family_examples
 
-FAMILIES = {
-    'CondConv2d': dict(num_experts=3),
-    'DyConv2d': dict(kernel_num=3),
-    'ODConv2d': dict(kernel_num=3),
-    'ODConv2d-1x': dict(kernel_num=1),
-    'ODConv2d-unshared': dict(kernel_num=3, shared=False),
-    'ODConv2d-softmax': dict(kernel_num=3, spatial_activation='softmax'),
-    'ODConv2d-GN': dict(kernel_num=3, norm_cfg=dict(type='GN', num_groups=4)),
-}
+#: every registered family's examples, variants included
+FAMILIES = family_examples(variants=True)
 GEOMETRIES = {
     '3x3':
     dict(in_channels=8, out_channels=12, kernel_size=3, padding=1),
@@ -46,8 +39,7 @@ SIZES = {'small_map': (3, 3), 'large_map': (16, 12)}
 
 
 def build(family: str, **geometry) -> DynamicConv2d:
-    layer = MODELS.build(
-        dict(type=family.split('-')[0], **FAMILIES[family], **geometry))
+    layer = build_example(family, **geometry)
     if layer.bias is not None:
         nn.init.normal_(layer.bias)
     return layer

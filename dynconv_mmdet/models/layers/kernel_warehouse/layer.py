@@ -83,6 +83,8 @@ class KWConv2d(TemperatureMixin, DynamicConv2d):
                        'network that ImageNet annealing starts from, 0: the '
                        'attention alone (after annealing, detection)')
     takes_backbone_norm = True
+    # the cell count comes from the warehouse the backbone shares
+    num_kernels_arg = None
 
     def __init__(
         self,
@@ -271,11 +273,24 @@ class KWConv2d(TemperatureMixin, DynamicConv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """Input ``[B, C_in, H, W]`` -> output ``[B, C_out, H', W']``."""
+        return self.forward_export(x, None)
+
+    def forward_export(self, x: Tensor, form: Optional[str]) -> Tensor:
+        """:meth:`forward` with the per-sample convolution in the export
+        form ``form`` (``None``: eager, or the exporter's form while a graph
+        is traced)."""
         self._require_finalized()
         self.check_input(x)
         kernels = self.assemble_kernels(self.kw_attention(x))
-        out = conv2d_per_sample(x, kernels, self.stride, self.padding,
-                                self.dilation, self.groups)
+        out = conv2d_per_sample(
+            x,
+            kernels,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            kernel_size=self.kernel_size,
+            export_form=form)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1).to(out.dtype)
         return out
