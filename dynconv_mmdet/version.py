@@ -18,12 +18,26 @@ REQUIREMENTS = {
     'mmdet': ('3.0.0', '3.4.0', 'mmdet==3.3.0'),
 }
 
-#: Optional, for the classification project (``pip install .[classification]``)
+#: Optional: the classification project (``pip install .[classification]``);
+#: deployment to ONNX Runtime (``pip install .[deploy]``, then
+#: ``pip install --no-deps mmdeploy==1.3.1``: mmdeploy 1.3.1 pins
+#: ``protobuf<=3.20.2``, which no onnxruntime of our Python resolves beside,
+#: so it is installed without its pins and ``deploy`` lists what it really
+#: imports; README, "Deployment").
 OPTIONAL_REQUIREMENTS = {
     'classification': {
         'mmpretrain': ('1.0.0', '1.3.0', 'mmpretrain==1.2.0')
     },
+    'deploy': {
+        'onnx': ('1.13.0', '2.0.0', 'onnx==1.23.2'),
+        'onnxruntime': ('1.16.0', '2.0.0', 'onnxruntime==1.32.0'),
+        'aenum': ('3.0.0', '4.0.0', 'aenum==3.1.17'),
+        'prettytable': ('3.0.0', '4.0.0', 'prettytable==3.19.0'),
+    },
 }
+#: Installed without its dependencies (``pip install --no-deps``) by
+#: ``tools/env/setup_env.sh``; see :data:`OPTIONAL_REQUIREMENTS`.
+MMDEPLOY_NO_DEPS = 'mmdeploy==1.3.1'
 
 #: Python versions the package supports.
 PYTHON_REQUIRES = '>=3.9'

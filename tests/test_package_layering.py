@@ -38,6 +38,8 @@ ALLOWED: Dict[str, Set[str]] = {
     'analysis': {'models', 'utils'},
     # runner, hooks, start-up checks and the work-directory lock
     'engine': {'checkpoint', 'datasets', 'models', 'utils'},
+    # export with mmdeploy (optional, not imported by the package)
+    'deployment': {'models', 'utils'},
     # helpers of the test suites: anything
     'testing': {
         TOP, 'analysis', 'checkpoint', 'datasets', 'engine', 'models', 'utils',

@@ -6,13 +6,13 @@
 * :mod:`.keys`: the prefix helper and the unknown-key error;
 * :mod:`.key_maps`: one module per checkpoint layout, mapping its keys to
   our backbones' (official ODConv / torchvision, official KernelWarehouse,
-  mmpretrain / mmdet);
+  official FDConv, mmpretrain / mmdet);
 * :mod:`.backbone`: ImageNet weights into a dynamic backbone (dense starts
   asked of the conv family), strict by default; registered as the
   backbones' ``Pretrained`` loader (the models do not import this package:
   it imports them);
-* :mod:`.released_detector`: the ODConv and KernelWarehouse authors'
-  MMDetection 2.x detectors;
+* :mod:`.released_detector`: the ODConv, KernelWarehouse and FDConv
+  authors' MMDetection 2.x detectors;
 * :mod:`.model`: a whole detector / classifier checkpoint, strict by
   default (used by :class:`~dynconv_mmdet.engine.runner.SafeLoadRunner`
   and the demo's :class:`~.inferencer.StrictDetInferencer`);

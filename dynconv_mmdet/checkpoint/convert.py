@@ -299,8 +299,8 @@ def convert_released_detector_file(
         dst: str,
         arch: str,
         release: Optional[str] = None) -> Dict[str, Any]:
-    """A released ODConv / KernelWarehouse MMDetection 2.x detector -> our
-    detector file.
+    """A released ODConv / KernelWarehouse / FDConv MMDetection 2.x
+    detector -> our detector file.
 
     See :func:`~.released_detector.convert_released_detector` (``release``
     ``None``: told from the keys). mmdet 2.x's ``meta['CLASSES']`` becomes

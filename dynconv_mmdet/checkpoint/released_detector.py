@@ -1,15 +1,19 @@
 # Copyright (c) dynconv-mmdet contributors. All rights reserved.
 """Convert the authors' released COCO detectors (MMDetection 2.x).
 
-Two releases trained Faster R-CNN / Mask R-CNN with FPN on COCO in
-MMDetection 2.x, each with its ResNet-50 and MobileNetV2 1.0 backbones:
+Three releases trained Faster R-CNN / Mask R-CNN with FPN on COCO in
+MMDetection 2.x:
 
 * **ODConv** (github OSVAI/ODConv, ``object_detection/``): ``OD_ResNet``
   and ``OD_MobileNetV2`` with ``kernel_num=4`` and ``reduction=0.0625``
   (ODConv 4x), Faster and Mask R-CNN;
 * **KernelWarehouse** (github OSVAI/KernelWarehouse, ``detection/``):
   ``KW_ResNet`` (depth 50) and ``KW_MobileNetV2`` (width 1.0) with
-  ``cell_num_ratio`` 1 or 4 (KW 1x / 4x), Mask R-CNN.
+  ``cell_num_ratio`` 1 or 4 (KW 1x / 4x), Mask R-CNN;
+* **FDConv** (github Linwei-Chen/FDConv, ``FDConv_detection/``, mmdet
+  2.28): ``ResNet_FDConv`` (depth 50, every block conv an ``FDConv`` with
+  ``kernel_num=64``), Faster R-CNN (mmdet's 1x) and Mask R-CNN (its AdamW
+  recipe).
 
 Their state dicts are laid out as follows:
 
@@ -22,6 +26,9 @@ Their state dicts are laid out as follows:
   (:func:`~.key_maps.official.convert_official_state_dict`,
   :func:`~.key_maps.kernel_warehouse.convert_kernel_warehouse_state_dict`:
   KW warehouses by index, ``backbone.warehouse_manager.weights.<i>``).
+  FDConv's ``ResNet_FDConv`` is mmdet's ResNet (no classifier) whose
+  FDConvs keep the release's parameter names in ours: its keys map as they
+  are, each checked (:func:`~.key_maps.fdconv.convert_fdconv_state_dict`).
 * ``neck.*``, ``rpn_head.*``, ``roi_head.*``: MMDetection 2.x ``FPN``,
   ``RPNHead``, ``StandardRoIHead`` with ``Shared2FCBBoxHead`` (and
   ``FCNMaskHead``). Their parameter names (and the background-last class
@@ -33,18 +40,23 @@ half-way. One table, :data:`RELEASED_DETECTORS`, describes each layout.
 
 Sources: the releases' ``object_detection/configs/odconv/*.py``,
 ``object_detection/mmdet/models/backbones/od_{resnet,mobilenetv2}.py``,
-``detection/configs/kernelwarehouse/*/*.py`` and
-``detection/mmdet/models/backbones/kw_{resnet,mobilenetv2}.py``.
+``detection/configs/kernelwarehouse/*/*.py``,
+``detection/mmdet/models/backbones/kw_{resnet,mobilenetv2}.py``,
+``FDConv_detection/configs/{faster,mask}_rcnn/*_FDConv.py`` and
+``FDConv_detection/mmdet_custom/{resnet,FDConv}.py``.
 """
 import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Pattern, Tuple
 
 from ..utils.formatting import format_listing
-from .key_maps.releases import KW_RELEASE, ODCONV_RELEASE, recognise_release
+from .key_maps.fdconv import FDCONV_LEAF
+from .key_maps.releases import (FDCONV_RELEASE, KW_RELEASE, ODCONV_RELEASE,
+                                recognise_release)
 from .keys import StateDict, strip_prefix
 
 _ODCONV = ODCONV_RELEASE.name
 _KW = KW_RELEASE.name
+_FDCONV = FDCONV_RELEASE.name
 
 # Parameter / buffer names relative to a module of a released backbone.
 # (``_BN`` alone: a static conv's weight or a norm.)
@@ -56,6 +68,14 @@ _KW_LEAF = (rf'({_BN}|attention\.norm1\.{_BN}'
             r'|attention\.(fc1|fc2|fc3)\.(weight|bias)'
             r'|attention\.basis_bias)')
 _KW_WAREHOUSE = r'|warehouse_manager\.weights\.\d+'
+_FD_LEAF = rf'({_BN}|{FDCONV_LEAF})'
+# What tells each release's backbone from the official ODConv layout, for
+# the message when a detector is converted as another release's.
+_RELEASE_MARKS = {
+    _KW: 'KernelWarehouse warehouses (backbone.warehouse_manager.'
+    'weights.<i>)',
+    _FDCONV: 'FDConv spectra (backbone.<conv>.dft_weight)',
+}
 
 
 def _resnet_pattern(leaf: str, extra: str = '') -> Pattern:
@@ -74,7 +94,7 @@ class ReleasedDetectorLayout(NamedTuple):
     """The ``backbone.`` layout of one release's detectors.
 
     Attributes:
-        release (str): ``'odconv'`` or ``'kw'`` (the names of
+        release (str): ``'odconv'``, ``'kw'`` or ``'fdconv'`` (the names of
             :data:`~.key_maps.releases.RELEASE_KEY_MAPS`).
         arch (str): ``'r50'`` or ``'mbv2'``.
         backbone (str): What the release trained, for messages.
@@ -140,6 +160,17 @@ RELEASED_DETECTORS: Dict[Tuple[str, str], ReleasedDetectorLayout] = {
         pattern=_mobilenet_v2_pattern(_KW_LEAF, _KW_WAREHOUSE),
         to_backbone=KW_RELEASE.key_map.to_backbone,
         configs='configs/kw{1,4}x_mask_rcnn_mbv2_fpn_{adamw_,}1x.py'),
+    (_FDCONV, 'r50'):
+    ReleasedDetectorLayout(
+        release=_FDCONV,
+        arch='r50',
+        backbone='FDConv ResNet-50',
+        backbone_arch='resnet',
+        classifier_keys=(),
+        pattern=_resnet_pattern(_FD_LEAF),
+        to_backbone=FDCONV_RELEASE.key_map.to_backbone,
+        configs='configs/fdconv_faster_rcnn_r50_fpn_1x.py, configs/'
+        'fdconv_mask_rcnn_r50_fpn_{release-recipe_adamw_,}1x.py'),
 }
 
 #: The releases, as :func:`convert_released_detector` names them.
@@ -200,7 +231,8 @@ def released_detector_type(state_dict: dict) -> str:
 def released_detector_release(state_dict: dict) -> str:
     """The release whose key map recognises the backbone first
     (:func:`~.key_maps.releases.recognise_release`): ``'kw'`` if it holds
-    KernelWarehouse warehouses, else ``'odconv'``."""
+    KernelWarehouse warehouses, ``'fdconv'`` if it holds FDConv spectra,
+    else ``'odconv'``."""
     backbone = strip_prefix(
         strip_prefix(state_dict, 'module.'), 'backbone.', only=True)
     archs: Dict[str, List[str]] = {}
@@ -236,16 +268,21 @@ def convert_released_detector(state_dict: dict,
     (``DynamicResNet(depth=50, preset='odconv4x')``,
     ``DynamicMobileNetV2(widen_factor=1.0, preset='odconv4x')``), for
     KernelWarehouse ``configs/kw{1,4}x_mask_rcnn_{r50,mbv2}_fpn_*1x.py``
-    (presets ``kw1x`` / ``kw4x``, the released ``cell_num_ratio``). The input
-    is not modified; tensors are not copied.
+    (presets ``kw1x`` / ``kw4x``, the released ``cell_num_ratio``), for
+    FDConv ``configs/fdconv_faster_rcnn_r50_fpn_1x.py`` and
+    ``configs/fdconv_mask_rcnn_r50_fpn_*1x.py`` (preset ``fdconv``). The
+    input is not modified; tensors are not copied.
 
     Args:
         state_dict (dict): ``checkpoint['state_dict']`` of a released
             checkpoint (a ``module.`` prefix on every key is accepted).
-        arch (str): ``'r50'`` (ResNet-50) or ``'mbv2'`` (MobileNetV2 1.0).
-        release (str, optional): ``'odconv'`` or ``'kw'``; default: ``'kw'``
-            if the backbone holds KernelWarehouse warehouses
-            (``backbone.warehouse_manager.weights.<i>``), else ``'odconv'``.
+        arch (str): ``'r50'`` (ResNet-50) or ``'mbv2'`` (MobileNetV2 1.0;
+            not released with FDConv).
+        release (str, optional): ``'odconv'``, ``'kw'`` or ``'fdconv'``;
+            default: ``'kw'`` if the backbone holds KernelWarehouse
+            warehouses (``backbone.warehouse_manager.weights.<i>``),
+            ``'fdconv'`` if it holds FDConv spectra
+            (``backbone.<conv>.dft_weight``), else ``'odconv'``.
 
     Returns:
         dict: The converted state dict.
@@ -254,7 +291,7 @@ def convert_released_detector(state_dict: dict,
         KeyError: If there are keys outside the released layout (listed).
         ValueError: If ``arch`` or ``release`` is unknown, the input is a
             whole checkpoint rather than its state dict, has no backbone
-            keys, or is a detector of the other release.
+            keys, or is a detector of another release.
     """
     if not isinstance(state_dict, dict):
         raise TypeError(f'state_dict must be a dict, got '
@@ -267,12 +304,13 @@ def convert_released_detector(state_dict: dict,
     layout = released_detector_layout(arch, release or found)
     if release is not None and release != found and any(
             k.startswith('backbone.') for k in state_dict):
-        holds = 'holds' if found == _KW else 'holds no'
+        if found in _RELEASE_MARKS:
+            holds = f'holds {_RELEASE_MARKS[found]}'
+        else:
+            holds = f'holds no {_RELEASE_MARKS[layout.release]}'
         raise ValueError(
             f'this is not a released {layout.backbone} detector: its '
-            f'backbone {holds} KernelWarehouse warehouses (backbone.'
-            f'warehouse_manager.weights.<i>); convert it with '
-            f'release={found!r}.')
+            f'backbone {holds}; convert it with release={found!r}.')
 
     backbone: dict = {}
     converted: dict = {}

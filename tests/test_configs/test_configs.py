@@ -3,8 +3,9 @@
 model builds with the intended backbone, and the Faster / Mask R-CNN configs
 train with the published 1x recipe (each family's fixed detection
 temperature, no annealing) or, where the metafile names the ``Recipe``
-``KernelWarehouse release``, with that release's COCO recipe (AdamW, its
-weight decay exemptions, multi-scale crops, its frozen parts).
+``KernelWarehouse release`` or ``FDConv release``, with that release's COCO
+recipe (AdamW, its weight decay exemptions, multi-scale crops, its frozen
+parts; FDConv's also its LR steps, padding and mixed precision).
 
 The list of configs and what each should build come from the metafile, the
 dynamic convs each preset places from the backbone's ``presets`` table, the
@@ -52,8 +53,13 @@ EXACT_BACKBONE_PARAMS = {
     ('MobileNetV2 1.0', 'static'): 2_223_872,
     ('MobileNetV2 1.0', 'odconv1x'): 3_659_185,
     ('MobileNetV2 1.0', 'odconv4x'): 10_231_149,
+    ('ResNet-50', 'fdconv'): 27_155_152,  # 23,508,032 + 3,647,120
 }
 R50_EXTRA_PARAMS = {'condconv8x': 90.0e6, 'dyconv4x': 75.3e6}
+# Presets whose configs start from the dense ImageNet model (the family's
+# init_from_dense at load time, the release's own start): FDConv, from
+# torchvision's ResNet-50 as the FDConv release's configs.
+DENSE_START_PRESETS = {'fdconv'}
 
 # The release's KernelWarehouse models built with its own code: parameters
 # (ImageNet model and classifier) and the KW convs, named as in ours.
@@ -143,6 +149,25 @@ RELEASE_STATIC_CHECKPOINTS = {
     'MobileNetV2 1.0': 'checkpoints/mobilenetv2-1.0_kw-recipe_in1k.pth',
 }
 
+# The FDConv release's Mask R-CNN recipe (its FDConv_detection/configs/
+# mask_rcnn/mask_rcnn_r50_fpn_1x_coco_adamw_FDConv.py, mmdet 2.28.1): the
+# metafile's `Recipe: FDConv release`. The optimizer, exemption keys and
+# pipeline are the KernelWarehouse release's; its 'norm' key matches the
+# LayerNorm of FDConv's local attention, `KSM_Local.norm`.
+FDCONV_RECIPE = 'FDConv release'
+FDCONV_RECIPE_SUFFIX = '_release-recipe_adamw_1x'
+FDCONV_PARAMWISE = dict(custom_keys={'KSM_Local.norm': dict(decay_mult=0.0)})
+FDCONV_PARAM_SCHEDULER = [
+    SCHEDULE_1X['param_scheduler'][0],
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=12,
+        by_epoch=True,
+        milestones=[10, 11],
+        gamma=0.1)
+]
+
 
 def _walk(node: Any) -> Iterator[Any]:
     yield node
@@ -181,19 +206,31 @@ def test_exactly_the_listed_configs():
 
 
 def test_release_recipe_configs():
-    """The release's recipe for the static, ODConv 4x and KW 1x / 4x
-    R-50 and MobileNetV2 Mask R-CNN, each beside its SGD config."""
-    release = [m for m in ZOO if m['Metadata'].get('Recipe')]
-    assert {m['Metadata']['Recipe'] for m in release} == {RELEASE_RECIPE}
+    """The KW release's recipe for the static, ODConv 4x and KW 1x / 4x
+    R-50 and MobileNetV2 Mask R-CNN, FDConv's for its R-50 Mask R-CNN, each
+    beside its SGD config."""
+    recipes = [m for m in ZOO if m['Metadata'].get('Recipe')]
+    assert {m['Metadata']['Recipe']
+            for m in recipes} == {RELEASE_RECIPE, FDCONV_RECIPE}
+    fdconv = [m for m in recipes if m['Metadata']['Recipe'] == FDCONV_RECIPE]
+    assert [(m['Metadata']['Detector'], m['Metadata']['Backbone'],
+             m['Metadata']['Backbone Preset'])
+            for m in fdconv] == [('Mask R-CNN', 'ResNet-50', 'fdconv')]
+    names = {m['Name'] for m in ZOO}
+    for model in fdconv:
+        # named apart from the zoo's 1x and from the KW recipe's configs
+        assert model['Name'].endswith(FDCONV_RECIPE_SUFFIX)
+        assert model['Name'].replace(FDCONV_RECIPE_SUFFIX, '_1x') in names
+    release = [m for m in recipes if m['Metadata']['Recipe'] == RELEASE_RECIPE]
     got = {(m['Metadata']['Detector'], m['Metadata']['Backbone'],
             m['Metadata']['Backbone Preset'])
            for m in release}
     assert got == {('Mask R-CNN', backbone, preset)
                    for backbone in RCNN_BACKBONES
                    for preset in ('static', 'odconv4x', 'kw1x', 'kw4x')}
-    names = {m['Name'] for m in ZOO}
     for model in release:
         assert model['Name'].endswith('_adamw_1x')
+        assert not model['Name'].endswith(FDCONV_RECIPE_SUFFIX)
         assert model['Name'].replace('_adamw_1x', '_1x') in names
 
 
@@ -240,7 +277,10 @@ def _check_rcnn_backbone_cfg(cfg: Config, meta: dict) -> None:
         assert tuple(backbone.out_indices) == (1, 2, 4, 7)
         assert list(cfg.model.neck.in_channels) == [24, 32, 96, 1280]
     names = RCNN_BACKBONES[meta['Backbone']]
-    if dynamic:
+    if preset in DENSE_START_PRESETS:
+        assert _plain(backbone.init_cfg) == dict(
+            type='Pretrained', checkpoint=names['static_checkpoint'])
+    elif dynamic:
         assert _plain(backbone.init_cfg) == dict(
             type='Pretrained',
             checkpoint=f'checkpoints/{preset}_{names["arch"]}_in1k.pth')
@@ -312,6 +352,99 @@ def _check_release_recipe(cfg: Config, meta: dict, sgd_config: str) -> None:
     assert ours == theirs
 
 
+def _check_fdconv_release_recipe(cfg: Config, meta: dict,
+                                 sgd_config: str) -> None:
+    """The FDConv release's recipe, and nothing else changed from the SGD
+    config of the same model (``sgd_config``)."""
+    assert meta['Detector'] == 'Mask R-CNN'
+    assert _plain(cfg.train_cfg) == SCHEDULE_1X['train_cfg']
+    assert _plain(cfg.param_scheduler) == FDCONV_PARAM_SCHEDULER
+    assert _plain(cfg.auto_scale_lr) == SCHEDULE_1X['auto_scale_lr']
+    # mixed precision, dynamic loss scale (AmpOptimWrapper's default)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.get('loss_scale', 'dynamic') == 'dynamic'
+    assert _plain(cfg.optim_wrapper.optimizer) == RELEASE_OPTIMIZER
+    assert _plain(cfg.optim_wrapper.paramwise_cfg) == FDCONV_PARAMWISE
+    assert 'clip_grad' not in cfg.optim_wrapper
+    assert cfg.train_dataloader.batch_size == 2
+    assert _plain(cfg.train_dataloader.dataset.pipeline) == \
+        RELEASE_TRAIN_PIPELINE
+    assert cfg.model.data_preprocessor.pad_size_divisor == 64
+    assert cfg.model.backbone.temperature is None
+    # the backbone is the SGD config's (the release builds the same one)
+    _check_rcnn_backbone_cfg(cfg, meta)
+
+    # everything else is the SGD config's: model, data, evaluation, hooks
+    ours = _plain(cfg.to_dict())
+    theirs = _plain(Config.fromfile(osp.join(REPO, sgd_config)).to_dict())
+    recipe = ('optim_wrapper', 'param_scheduler', 'train_pipeline',
+              'multi_scales', 'crop_scales')
+    ours, theirs = _without(ours, *recipe), _without(theirs, *recipe)
+    for side in (ours, theirs):
+        side['model']['data_preprocessor'] = _without(
+            side['model']['data_preprocessor'], 'pad_size_divisor')
+        side['train_dataloader']['dataset'] = _without(
+            side['train_dataloader']['dataset'], 'pipeline')
+    assert ours == theirs
+
+
+def _check_fdconv_release_optimizer(model, cfg: Config) -> None:
+    """The decay-exempt parameters are those the release's custom_keys
+    select: the local attention LayerNorm of every FDConv conv, the frozen
+    first stage's included (its attention trains, as in the release);
+    everything else trains with lr 1e-4 and weight decay 0.05. Frozen: the
+    stem and the first stage but their attention and FBM."""
+    from mmengine.optim import build_optim_wrapper
+
+    from dynconv_mmdet.models.layers import FDConv2d
+
+    # AmpOptimWrapper needs a CUDA device; the parameter groups are the
+    # constructor's, whatever the wrapper
+    optim_cfg = cfg.optim_wrapper.copy()
+    optim_cfg.type = 'OptimWrapper'
+    optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    names = {id(p): n for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    decay = {}
+    for group in optim_wrapper.optimizer.param_groups:
+        for param in group['params']:
+            if param.requires_grad:
+                assert group['lr'] == RELEASE_OPTIMIZER['lr']
+                decay[names[id(param)]] = group['weight_decay']
+    assert set(decay) == trainable
+    exempt = {n for n, wd in decay.items() if wd == 0.0}
+    assert all(wd == RELEASE_OPTIMIZER['weight_decay']
+               for n, wd in decay.items() if n not in exempt)
+    # the release's keys on our names select the same parameters
+    assert exempt == {
+        n
+        for n in trainable if any(k in n for k in RELEASE_NO_DECAY_KEYS)
+    }
+    convs = [
+        n for n, m in model.backbone.named_modules()
+        if isinstance(m, FDConv2d) and m.dense_reason is None
+    ]
+    assert len(convs) == 48  # every ResNet-50 bottleneck conv
+    assert exempt == {
+        f'backbone.{conv}.KSM_Local.norm.{w}'
+        for conv in convs
+        for w in ('weight', 'bias')
+    }
+    backbone = {
+        n[len('backbone.'):]
+        for n in names.values() if n.startswith('backbone.')
+    }
+    frozen = {n for n in backbone if 'backbone.' + n not in trainable}
+    assert frozen == {
+        n
+        for n in backbone
+        if n.startswith(('conv1.', 'bn1.', 'layer1.')) and not any(
+            part in n for part in ('.KSM_Global.', '.KSM_Local.', '.FBM.'))
+    }
+    assert all(
+        n.startswith('backbone.') for n in set(names.values()) - trainable)
+
+
 def _check_release_optimizer(model, cfg: Config, meta: dict) -> None:
     """The decay-exempt parameters are those the release's custom_keys
     select: the KW attention's norm1 of every KW conv of the release's
@@ -377,12 +510,16 @@ def test_config(zoo_model: dict):
         imports=['dynconv_mmdet'], allow_failed_imports=False)
     is_rcnn = meta['Detector'] in ('Faster R-CNN', 'Mask R-CNN')
     recipe = meta.get('Recipe')
-    assert recipe in (None, RELEASE_RECIPE)
+    assert recipe in (None, RELEASE_RECIPE, FDCONV_RECIPE)
     if is_rcnn:
         assert meta['Epochs'] == 12
     if recipe == RELEASE_RECIPE:
         _check_release_recipe(cfg, meta,
                               zoo_model['Config'].replace('_adamw_1x', '_1x'))
+    elif recipe == FDCONV_RECIPE:
+        _check_fdconv_release_recipe(
+            cfg, meta, zoo_model['Config'].replace(FDCONV_RECIPE_SUFFIX,
+                                                   '_1x'))
     elif is_rcnn:
         _check_schedule(cfg)
         _check_rcnn_backbone_cfg(cfg, meta)
@@ -440,4 +577,6 @@ def test_config(zoo_model: dict):
         assert model.roi_head.with_mask
     if recipe == RELEASE_RECIPE:
         _check_release_optimizer(model, cfg, meta)
+    elif recipe == FDCONV_RECIPE:
+        _check_fdconv_release_optimizer(model, cfg)
     del model

@@ -26,7 +26,7 @@ METAFILE = osp.join(REPO, 'configs', 'metafile.yml')
 MODEL_INDEX = osp.join(REPO, 'model-index.yml')
 README = osp.join(REPO, 'README.md')
 # configs/ folders that hold no model of the zoo
-NOT_ZOO = ('_base_', 'toy')
+NOT_ZOO = ('_base_', 'toy', 'deploy')
 ZOO_HEADING = '## Model zoo'
 ZOO_HEADER = ['config', 'backbone params', 'box AP', 'mask AP', 'source']
 NONE = '—'
@@ -39,6 +39,7 @@ OFFICIAL_BACKBONE_PARAMS = {
     ('MobileNetV2 1.0', 'static'): 2_223_872,
     ('MobileNetV2 1.0', 'odconv1x'): 3_659_185,
     ('MobileNetV2 1.0', 'odconv4x'): 10_231_149,
+    ('ResNet-50', 'fdconv'): 27_155_152,  # FDConv release: + 3,647,120
 }
 # Extra parameters over ResNet-50 (ODConv paper, Table 4; one decimal).
 PAPER_R50_EXTRA_PARAMS = {'condconv8x': 90.0e6, 'dyconv4x': 75.3e6}

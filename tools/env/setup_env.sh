@@ -85,10 +85,15 @@ fi
 log "installing mmcv (cached wheel), mmdet, mmpretrain and the plugin"
 pip_install "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl -r "$REQ"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
+# Deployment (dynconv_mmdet.deployment, tools/deployment): mmdeploy 1.3.1 pins protobuf<=3.20.2, which
+# cannot be installed beside the onnxruntime and onnx above (protobuf >= 4.25), so it is installed
+# without its pins; what it really imports (aenum, prettytable) comes from requirements.txt.
+pip_install --no-deps 'mmdeploy==1.3.1'
 
-"$PY" - <<'PY' || die "mmcv ops are missing: delete the cached wheel under $WHEEL_DIR and run again"
+"$PY" - <<'PY' || die "mmcv ops or mmdeploy are missing: delete the cached mmcv wheel under $WHEEL_DIR and run again"
 from mmcv.ops import DeformConv2dPack, ModulatedDeformConv2dPack, RoIAlign, nms  # noqa: F401
 import mmdet, mmpretrain, dynconv_mmdet  # noqa: F401,E401
+import mmdeploy.apis, dynconv_mmdet.deployment  # noqa: F401,E401
 PY
 stamp_key > "$VENV/.dynconv-stamp"
 log "environment ready: $VENV"

@@ -4,12 +4,14 @@ key map that reads its backbones.
 
 A released detector's release is the one whose key map recognises its
 backbone first (highest priority): ``'kw'`` when it holds KernelWarehouse
-warehouses, else ``'odconv'`` (the official layout recognises any).
+warehouses, ``'fdconv'`` when it holds FDConv spectra (``dft_weight``), else
+``'odconv'`` (the official layout recognises any).
 """
 from typing import Dict, Iterable, NamedTuple
 
 from ..keys import StateDict
 from .base import KeyMap
+from .fdconv import FDCONV
 from .kernel_warehouse import KERNEL_WAREHOUSE
 from .official import OFFICIAL
 
@@ -29,11 +31,13 @@ class Release(NamedTuple):
 ODCONV_RELEASE = Release('odconv', OFFICIAL)
 #: Official KernelWarehouse (github OSVAI/KernelWarehouse).
 KW_RELEASE = Release('kw', KERNEL_WAREHOUSE)
+#: Official FDConv (github Linwei-Chen/FDConv).
+FDCONV_RELEASE = Release('fdconv', FDCONV)
 
 #: ``name -> release``.
 RELEASE_KEY_MAPS: Dict[str, Release] = {
     release.name: release
-    for release in (ODCONV_RELEASE, KW_RELEASE)
+    for release in (ODCONV_RELEASE, KW_RELEASE, FDCONV_RELEASE)
 }
 
 

@@ -18,6 +18,17 @@ ODConv paper compares them):
   convs of mmdet's ResNet and MobileNetV2 (module path -> e.g.
   ``stage2_layer3_conv1``), from which it derives the warehouses, are
   here (:data:`KW_RELEASE_NAMES`).
+* FDConv (``fdconv``, Chen et al., CVPR 2025): the release's ResNet
+  (``ResNet_FDConv`` with its detection configs' ``kernel_num=64``): every
+  block conv (conv1 / conv2 / conv3; stride-2 convs too, as the release
+  converts them), stem and downsample dense; ResNet-50: 27,155,152
+  backbone parameters (23,508,032 + 3,647,120, counted with the release's
+  code). MobileNetV2, CSPNeXt, CSPDarknet and ResNet-18/34 take the same
+  config on every conv of the other presets' layouts, and ``FDConv2d``
+  itself keeps the convs dense that the release's rules leave dense:
+  ``min(C_in, C_out) <= 16``, kernel sizes other than 1 and 3, and (ours,
+  where the release fails) grouped and depthwise convs. No published count
+  pins those layouts.
 """
 import copy
 import re
@@ -118,6 +129,11 @@ RESNET_PRESETS: Dict[str, Optional[dict]] = {
     _kw_resnet(2),
     'kw4x':
     _kw_resnet(4),
+    'fdconv':
+    dict(
+        conv_cfg=dict(type='FDConv2d', kernel_num=64),
+        stages=(True, ) * 4,
+        downsample=False),
 }
 
 #: ``DynamicMobileNetV2`` presets: name -> layout.
@@ -150,6 +166,11 @@ MOBILENET_V2_PRESETS: Dict[str, Optional[dict]] = {
     _kw_mobilenet_v2(1, ('layer', 'pwconv')),
     'kw4x':
     _kw_mobilenet_v2(4, ('layer', )),
+    'fdconv':
+    dict(
+        conv_cfg=dict(type='FDConv2d', kernel_num=64),
+        stages=(True, ) * 7,
+        last_conv=True),
 }
 
 # The real-time CSP backbones follow the ODConv paper's MobileNetV2 rule for
@@ -167,6 +188,8 @@ CSPNEXT_PRESETS: Dict[str, Optional[dict]] = {
     dict(conv_cfg=dict(type='ODConv2d', kernel_num=1), stages=(True, ) * 4),
     'odconv4x':
     dict(conv_cfg=dict(type='ODConv2d', kernel_num=4), stages=(True, ) * 4),
+    'fdconv':
+    dict(conv_cfg=dict(type='FDConv2d', kernel_num=64), stages=(True, ) * 4),
 }
 
 #: ``DynamicCSPDarknet`` (YOLOX) presets: name -> layout.
@@ -179,6 +202,8 @@ CSP_DARKNET_PRESETS: Dict[str, Optional[dict]] = {
     dict(conv_cfg=dict(type='ODConv2d', kernel_num=1), stages=(True, ) * 4),
     'odconv4x':
     dict(conv_cfg=dict(type='ODConv2d', kernel_num=4), stages=(True, ) * 4),
+    'fdconv':
+    dict(conv_cfg=dict(type='FDConv2d', kernel_num=64), stages=(True, ) * 4),
 }
 
 

@@ -1,6 +1,6 @@
 """Dynamic convolution layers: drop-in replacements for ``nn.Conv2d``.
 
-Four families, each registered in mmengine's root ``MODELS`` (so that
+Five families, each registered in mmengine's root ``MODELS`` (so that
 ``build_conv_layer`` / any ``conv_cfg`` finds them from every scope):
 
 * :class:`CondConv2d` (CondConv, Yang et al., NeurIPS 2019): experts mixed
@@ -11,7 +11,11 @@ Four families, each registered in mmengine's root ``MODELS`` (so that
   and output-channel attentions; numerically the release;
 * :class:`KWConv2d` / :class:`KWLinear` (KernelWarehouse, Li and Yao, ICML
   2024): kernels assembled from cells of a warehouse shared by the convs of
-  a stage; numerically the release.
+  a stage; numerically the release;
+* :class:`FDConv2d` (FDConv, Chen et al., CVPR 2025): a kernel stored as
+  its Fourier spectrum, disjoint frequency groups scaled by a kernel
+  attention, kernel spatial modulation and frequency band modulation of the
+  input; numerically the release (package ``fdconv``).
 
 Every family derives from the protocol :class:`DynamicConv2d` (``base``)
 and exposes its kernel count as ``num_kernels``. Beside it: the attentions
@@ -25,6 +29,7 @@ from .condconv import CondConv2d
 from .conv_types import (check_conv_type, is_known_conv_type,
                          registered_conv_types)
 from .dyconv import DyConv2d, DyConvAttention
+from .fdconv import FDConv2d
 from .functional import aggregate_kernels, dynamic_conv2d
 from .groups import finalize_dynamic_convs, freeze_dynamic_convs
 from .inference_cache import clear_inference_caches
@@ -41,5 +46,5 @@ __all__ = [
     'ODConv2d', 'ODConvAttention', 'aggregate_kernels', 'dynamic_conv2d',
     'get_temperatures', 'set_temperature', 'check_conv_type',
     'is_known_conv_type', 'registered_conv_types', 'KWConv2d', 'KWLinear',
-    'KernelWarehouseManager'
+    'KernelWarehouseManager', 'FDConv2d'
 ]

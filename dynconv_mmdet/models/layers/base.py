@@ -19,7 +19,8 @@ from torch import Tensor
 from torch.nn.modules.utils import _pair
 
 from .attention import DynamicAttention, global_average
-from .checks import IntOrPair, check_conv_channels, check_pair
+from .checks import (IntOrPair, check_conv_channels, check_pair,
+                     check_positive_int)
 from .flops import FlopsMixin
 from .forward import ForwardMixin
 from .functional import (EXPORT_FORMS, current_export_form, dynamic_conv2d,
@@ -162,6 +163,9 @@ class DynamicConv2d(ForwardMixin, InferenceCacheMixin, FlopsMixin, nn.Module):
         super().__init__()
         name = type(self).__name__
         check_conv_channels(name, in_channels, out_channels, groups)
+        if num_kernels is not None:
+            check_positive_int(name, self.num_kernels_arg or 'num_kernels',
+                               num_kernels)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = _pair(kernel_size)

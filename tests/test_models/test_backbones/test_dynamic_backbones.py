@@ -28,11 +28,14 @@ def mbv2(preset, widen_factor=1.0, **kwargs):
 
 
 # Published counts (FACTS.md): detection backbones, no classifier.
-@pytest.mark.parametrize('preset,expected', [
-    ('static', 23_508_032),
-    ('odconv1x', 26_586_112),
-    ('odconv4x', 88_621_888),
-])
+@pytest.mark.parametrize(
+    'preset,expected',
+    [
+        ('static', 23_508_032),
+        ('odconv1x', 26_586_112),
+        ('odconv4x', 88_621_888),
+        ('fdconv', 27_155_152),  # 23,508,032 + 3,647,120 (FDConv release)
+    ])
 def test_resnet50_parameter_counts(preset, expected):
     assert n_params(resnet(preset)) == expected
 

@@ -33,10 +33,14 @@ same result with exact algebraic rewrites:
   needs neither grouped convolutions nor any elementwise pass over the
   feature maps, forward or backward;
 * other per-sample kernels fold the batch into the groups of one
-  convolution; while a graph is traced for export
-  (ONNX, ``torch.export``, ``torch.jit.trace``) they use ``unfold`` and a
-  batched matrix product instead, so that no batch size is baked into the
-  graph;
+  convolution;
+* while a graph is traced for export (ONNX, ``torch.export``,
+  ``torch.jit.trace``) the exporter's explicit export form decides
+  (:func:`export_form`, :data:`EXPORT_FORMS`): one convolution with the
+  sample's kernel for a batch fixed at one, the batch folded into the
+  groups for a batch fixed above one, and by default, for a free batch
+  axis, ``unfold`` and a batched matrix product, so that no batch size is
+  baked into the graph; never the batch size seen while tracing;
 * when no per-sample kernel remains (one kernel, no spatial attention and the
   channel attentions on the feature maps) the static weight is used;
 * the global average pooling of the attention reads the input through the
@@ -57,7 +61,9 @@ from .conv import (ConvInput, conv2d_per_sample, dynamic_conv2d,
                    prepare_conv_input)
 from .geometry import conv_output_size, fold_channel_attention
 from .inference import dynamic_conv2d_inference
-from .modes import eager_inference, tracing_for_export
+from .modes import (DEFAULT_EXPORT_FORM, EXPORT_FORMS, check_export_form,
+                    current_export_form, eager_inference, export_form,
+                    tracing_for_export)
 from .pointwise import is_pointwise, pointwise_matmul
 from .unfold import unfold_conv2d
 
@@ -66,5 +72,6 @@ __all__ = [
     'conv2d_per_sample', 'dynamic_conv2d', 'prepare_conv_input',
     'conv_output_size', 'fold_channel_attention', 'dynamic_conv2d_inference',
     'eager_inference', 'tracing_for_export', 'is_pointwise',
-    'pointwise_matmul', 'unfold_conv2d'
+    'pointwise_matmul', 'unfold_conv2d', 'EXPORT_FORMS', 'DEFAULT_EXPORT_FORM',
+    'check_export_form', 'current_export_form', 'export_form'
 ]

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .aggregation import aggregate_kernels, has_per_kernel_attention
 from .geometry import fold_channel_attention
-from .modes import tracing_for_export
+from .modes import check_export_form, current_export_form, tracing_for_export
 from .pointwise import is_pointwise, pointwise_matmul
 from .unfold import unfold_conv2d
 
@@ -19,14 +19,16 @@ def _conv_per_sample(x: Tensor,
                      padding: Tuple[int, int],
                      dilation: Tuple[int, int],
                      groups: int,
-                     tracing: bool,
-                     reads: Optional[Tensor] = None) -> Tensor:
+                     form: Optional[str],
+                     reads: Optional[Tensor] = None,
+                     kernel_size: Optional[Tuple[int, int]] = None) -> Tensor:
     """Convolve every sample with its own kernel.
 
-    One image or one kernel: the library convolution. Otherwise pointwise
-    kernels use a batched matrix product, other kernels one convolution per
-    batch (the batch folded into the groups), or ``unfold`` and a matrix
-    product while tracing for export.
+    Eager (``form`` ``None``): one image or one kernel, the library
+    convolution; otherwise pointwise kernels use a batched matrix product,
+    other kernels one convolution per batch (the batch folded into the
+    groups). In a graph traced for export, the export form ``form``
+    (:data:`~.modes.EXPORT_FORMS`) decides, never the traced batch size.
 
     Args:
         x (Tensor): Input ``[B, C_in, H, W]``.
@@ -34,50 +36,79 @@ def _conv_per_sample(x: Tensor,
             ``[1, ...]`` with ``shared``.
         shared (bool): ``kernels[0]`` serves every sample (decided by the
             caller, not by a batch size).
-        tracing (bool): A graph is traced for export (the batch stays free).
+        form (str, optional): The export form, ``None`` when not tracing.
         reads (Tensor, optional): The view of ``x`` this function reads,
             made by :func:`prepare_conv_input` (:class:`ConvInput`).
+        kernel_size (tuple[int, int], optional): ``(kh, kw)`` of the layer
+            (the unfold of the ``'free'`` form needs it as numbers, not as
+            traced tensor sizes); default: read from ``kernels``.
 
     Returns:
         Tensor: ``[B, C_out, H_out, W_out]``.
     """
-    batch, in_channels, height, width = x.shape
-    single = shared or (batch == 1 and not tracing)
-    if single:
+    if shared or form == 'single' or (form is None and x.size(0) == 1):
         return F.conv2d(x, kernels[0], None, stride, padding, dilation, groups)
-    if is_pointwise(kernels, padding, groups):
+    if is_pointwise(kernels, padding, groups) and form != 'grouped':
         return pointwise_matmul(x, kernels, stride, reads)
-    if tracing:
-        return unfold_conv2d(x, kernels, stride, padding, dilation, groups)
+    if form == 'free':
+        return unfold_conv2d(x, kernels, stride, padding, dilation, groups,
+                             kernel_size)
+    batch, in_channels, height, width = x.shape
     out_channels = kernels.size(1)
     if reads is None or reads.dim() != 4 or reads.size(0) != 1:
         reads = x.reshape(1, batch * in_channels, height, width)
+    # 'grouped' fixes the batch (ONNX's group is a number): int() makes the
+    # traced size a constant on purpose
     out = F.conv2d(reads,
                    kernels.reshape(batch * out_channels, *kernels.shape[2:]),
-                   None, stride, padding, dilation, groups * batch)
+                   None, stride, padding, dilation, groups * int(batch))
     return out.view(batch, out_channels, out.size(-2), out.size(-1))
 
 
-def conv2d_per_sample(x: Tensor, kernels: Tensor, stride: Tuple[int, int],
-                      padding: Tuple[int, int], dilation: Tuple[int, int],
-                      groups: int) -> Tensor:
+def conv2d_per_sample(x: Tensor,
+                      kernels: Tensor,
+                      stride: Tuple[int, int],
+                      padding: Tuple[int, int],
+                      dilation: Tuple[int, int],
+                      groups: int,
+                      kernel_size: Optional[Tuple[int, int]] = None,
+                      export_form: Optional[str] = None) -> Tensor:
     """Convolve sample ``b`` of ``x`` with ``kernels[b]``.
 
     For families that assemble their per-sample kernels themselves (e.g.
     KernelWarehouse): the library convolution for one image, a batched matrix
     product for pointwise kernels, the batch folded into the groups
-    otherwise, and ``unfold`` + matrix product while a graph is traced for
-    export (the batch axis stays free).
+    otherwise; in a graph traced for export, ``export_form``, by default
+    :func:`~.modes.current_export_form` (``'free'`` unless the exporter
+    chose another: the batch axis stays free).
 
     Args:
         x (Tensor): ``[B, C_in, H, W]``.
         kernels (Tensor): ``[B, C_out, C_in / groups, kh, kw]``.
+        kernel_size (tuple[int, int], optional): The layer's ``(kh, kw)``:
+            pass it, so that an export with free height and width does not
+            read it from a traced tensor.
+        export_form (str, optional): :data:`~.modes.EXPORT_FORMS`; given,
+            it is used whether tracing or not.
 
     Returns:
         Tensor: ``[B, C_out, H_out, W_out]``.
     """
-    return _conv_per_sample(x, kernels, False, stride, padding, dilation,
-                            groups, tracing_for_export())
+    form = export_form
+    if form is not None:
+        check_export_form(form)
+    elif tracing_for_export():
+        form = current_export_form()
+    return _conv_per_sample(
+        x,
+        kernels,
+        False,
+        stride,
+        padding,
+        dilation,
+        groups,
+        form,
+        kernel_size=kernel_size)
 
 
 class ConvInput(NamedTuple):
@@ -172,7 +203,9 @@ def dynamic_conv2d(x: Tensor,
                    spatial_attn: Optional[Tensor] = None,
                    in_attn: Optional[Tensor] = None,
                    out_attn: Optional[Tensor] = None,
-                   conv_input: Optional[ConvInput] = None) -> Tensor:
+                   conv_input: Optional[ConvInput] = None,
+                   export_form: Optional[str] = None,
+                   kernel_size: Optional[Tuple[int, int]] = None) -> Tensor:
     """Dynamic convolution with per-sample attentions.
 
     ``y_b = a_out_b * conv(x_b * a_in_b, sum_i a_kernel_bi * a_spatial_b *
@@ -191,6 +224,12 @@ def dynamic_conv2d(x: Tensor,
         conv_input (ConvInput, optional): From :func:`prepare_conv_input` for
             this ``x``, made for exactly the attentions given (else a
             ``ValueError``).
+        export_form (str, optional): The per-sample convolution of a graph
+            traced for export (:data:`~.modes.EXPORT_FORMS`); default: the
+            form set by :func:`~.modes.export_form` while tracing, eager
+            otherwise. Given explicitly, it is used whether tracing or not.
+        kernel_size (tuple[int, int], optional): The layer's ``(kh, kw)``
+            (geometry from the module, not from traced tensor sizes).
 
     Returns:
         Tensor: ``[B, C_out, H_out, W_out]``.
@@ -201,13 +240,18 @@ def dynamic_conv2d(x: Tensor,
     per_sample = (
         kernel_attn is not None or spatial_attn is not None or per_kernel)
     reads = None
+    form = export_form
+    if form is not None:
+        check_export_form(form)
+    elif (conv_input.tracing
+          if conv_input is not None else tracing_for_export()):
+        form = current_export_form()
     if conv_input is None:
-        tracing = tracing_for_export()
         fold_in, fold_out = fold_channel_attention(x.shape, weight.shape,
                                                    stride, padding, dilation,
                                                    groups, per_sample, in_attn
                                                    is not None, out_attn
-                                                   is not None, tracing,
+                                                   is not None, form == 'free',
                                                    per_kernel)
     else:
         given = (kernel_attn is not None, spatial_attn is not None, in_attn
@@ -217,7 +261,7 @@ def dynamic_conv2d(x: Tensor,
                 'dynamic_conv2d: conv_input was prepared for the attentions '
                 f'(kernel, spatial, in, out) = {conv_input.attentions}, got '
                 f'{given}; prepare it with the attentions that are passed')
-        reads, tracing = conv_input.reads, conv_input.tracing
+        reads = conv_input.reads
         fold_in, fold_out = conv_input.fold_in, conv_input.fold_out
         if per_kernel and (fold_in, fold_out) != (in_attn is not None, out_attn
                                                   is not None):
@@ -236,7 +280,7 @@ def dynamic_conv2d(x: Tensor,
         groups=groups)
     shared = not (per_sample or fold_in or fold_out)
     out = _conv_per_sample(x, kernels, shared, stride, padding, dilation,
-                           groups, tracing, reads)
+                           groups, form, reads, kernel_size)
     if out_attn is not None and not fold_out:
         out = out * out_attn.reshape(batch, out_channels, 1, 1).to(out.dtype)
     if bias is not None:

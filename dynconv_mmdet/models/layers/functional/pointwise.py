@@ -34,7 +34,8 @@ def pointwise_matmul(x: Tensor,
     if reads is not None and reads.dim() == 3:
         # [B, C_out, C_in] @ [B, C_in, H * W]: bmm's input gradient is a
         # new tensor (matmul's would be a view)
-        return torch.bmm(weight.flatten(2), reads).unflatten(2, x.shape[2:])
+        out = torch.bmm(weight.flatten(2), reads)
+        return out.view(out.size(0), out.size(1), x.size(2), x.size(3))
     if tuple(stride) != (1, 1):
         x = x[:, :, ::stride[0], ::stride[1]]
     kernels = weight.flatten(2)  # [n, C_out, C_in]
@@ -43,6 +44,8 @@ def pointwise_matmul(x: Tensor,
         # [B, H * W, C_in] @ [n, C_in, C_out] -> [B, H * W, C_out]
         out = torch.matmul(
             x.permute(0, 2, 3, 1).flatten(1, 2), kernels.transpose(1, 2))
-        return out.unflatten(1, x.shape[2:]).permute(0, 3, 1, 2)
+        out = out.view(out.size(0), x.size(2), x.size(3), out.size(2))
+        return out.permute(0, 3, 1, 2)
     out = torch.matmul(kernels, x.flatten(2))  # [B, C_out, H * W]
-    return out.unflatten(2, x.shape[2:])
+    # reshape, not unflatten: ONNX opsets below 13 have no unflatten
+    return out.view(out.size(0), out.size(1), x.size(2), x.size(3))

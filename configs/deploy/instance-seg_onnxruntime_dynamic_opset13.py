@@ -1,0 +1,2 @@
+_base_ = ['./instance-seg_onnxruntime_dynamic.py']
+onnx_config = dict(opset_version=13)

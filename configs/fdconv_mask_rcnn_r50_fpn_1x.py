@@ -1,0 +1,20 @@
+# Mask R-CNN, ResNet-50 with FDConv (kernel_num 64) + FPN, 1x schedule on
+# COCO: the SGD recipe of every other variant (mmdet's 1x: lr 0.02 for 16
+# images, x0.1 at epochs 8 and 11). FDConv has no temperature. The FDConv
+# release trained its Mask R-CNN on its own recipe instead (AdamW, ...):
+# `fdconv_mask_rcnn_r50_fpn_release-recipe_adamw_1x.py`, with its numbers.
+#
+# ImageNet backbone: the dense `torchvision://resnet50`, the release's
+# configs' start. The loader writes each dense bottleneck kernel into its
+# FDConv's spectrum (FDConv2d.init_from_dense: the release's
+# tools/convert_to_fdconv.py, done at load time, so there is no converter
+# step); the attention and FBM keep their own init. The frozen stem and
+# first stage freeze the spectra and norms while the attention and FBM
+# train, as the release (`need_grad_list=['KSM', 'FBM']`); train from
+# scratch with `--cfg-options model.backbone.init_cfg=None`.
+_base_ = './_base_/mask_rcnn_r50_fpn_1x_coco.py'
+
+model = dict(
+    backbone=dict(
+        preset='fdconv',
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
