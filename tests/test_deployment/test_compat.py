@@ -4,13 +4,13 @@ asserts that the condition an adjustment works around still holds (so it
 fails the day mmdeploy or torch change, and says which adjustment to
 drop), then that the adjustment works."""
 import inspect
+import subprocess
+import sys
 
 import pytest
 import torch
 
-pytest.importorskip('mmdeploy')
-
-from dynconv_mmdet.deployment import compat  # noqa: E402
+from dynconv_mmdet.deployment import compat
 
 
 def test_torch_onnx_export_defaults_to_dynamo():
@@ -45,20 +45,33 @@ def test_fx_wrapped_functions_are_a_dict():
         'drop compat.fx_wrap_imports_done')
 
 
+_WRAP_INSIDE_CONTEXT = """
+import torch.fx
+from mmdeploy.core import RewriterContext
+try:
+    with RewriterContext(cfg={}, backend='onnxruntime'):
+        torch.fx.wrap('len')
+except Exception as error:
+    print('exit failed:', type(error).__name__)
+else:
+    print('exit succeeded')
+"""
+
+
 def test_fx_wrap_inside_mmdeploy_context_fails():
     """What the adjustment avoids: a function wrapped inside mmdeploy's
-    rewriter context breaks its exit."""
-    from mmdeploy.core import RewriterContext
-    wrapped = compat._fx_wrapped_functions()
-    before = dict(wrapped)
-    namespace = {}
-    try:
-        with pytest.raises(Exception):
-            with RewriterContext(cfg={}, backend='onnxruntime'):
-                exec('import torch.fx\ntorch.fx.wrap("len")', namespace)
-    finally:
-        for key in set(wrapped) - set(before):
-            del wrapped[key]
+    rewriter context breaks its exit (in a process of its own: the failed
+    exit leaves mmdeploy's rewrites of torch in place, and every later
+    export in that process would recurse through them)."""
+    proc = subprocess.run([sys.executable, '-c', _WRAP_INSIDE_CONTEXT],
+                          stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert 'exit failed:' in proc.stdout, (
+        'mmdeploy\'s rewriter context survives torch.fx.wrap now: drop '
+        'compat.fx_wrap_imports_done')
 
 
 def test_fx_wrap_check_names_the_fix():

@@ -11,9 +11,7 @@ import pytest
 import torch
 from mmengine import Config
 
-pytest.importorskip('mmdeploy')
-
-from dynconv_mmdet import deployment  # noqa: E402
+from dynconv_mmdet import deployment
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'odconv4x_rtmdet_tiny_8xb32-300e_coco.py')
