@@ -1,10 +1,21 @@
 """Shared by the tests of the package (tests/) and of the classification
 project (projects/classification/tests/)."""
+import os
+
 import pytest
 import torch
 
 import dynconv_mmdet  # noqa: F401  (registers the layers and backbones)
 from dynconv_mmdet.testing import isolated_default_scope
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``tools/run_tests.sh`` runs one worker per core)
+    every worker computes on one thread, and so do the tools its tests
+    start: as many threads as cores, none waiting for another."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
