@@ -10,9 +10,10 @@ rewriters) with what our models need around it:
   the deploy config, never from the example batch: ``'free'`` when the
   input's batch axis is dynamic, ``'single'`` for a static batch of one,
   ``'grouped'`` for a static batch above one (:func:`export_form_for`);
-* refusals that say why: a model with DCN (v1) convs for ONNX Runtime
-  (mmdeploy's ONNX Runtime op library has no DCN v1 op), a family that
-  does not implement the chosen form.
+* mmcv's DCN / DCNv2 in standard ONNX operators for ONNX Runtime
+  (:mod:`.deform_conv`);
+* a refusal that says why for a family that does not implement the chosen
+  form.
 
 The deploy configs of ``configs/deploy/`` (:func:`deploy_config`) are
 complete (mmdeploy's wheel ships none of its configs).
@@ -28,6 +29,7 @@ from mmengine import Config
 from ..models.layers import DynamicConv2d
 from ..models.layers.functional import check_export_form, export_form
 from .compat import mmdeploy_compat
+from .deform_conv import register_rewriters
 
 #: ``configs/deploy`` of the repository (or of the installed package).
 DEPLOY_CONFIG_DIRS = (
@@ -120,42 +122,15 @@ def check_export_form_fits(deploy_cfg: Config, form: str, batch: int) -> None:
 def check_deployable(model: nn.Module,
                      backend: str = 'onnxruntime',
                      form: Optional[str] = None) -> None:
-    """Raise :class:`NotDeployableError` for what ``backend`` cannot run.
+    """Raise :class:`NotDeployableError` for what ``backend`` cannot run:
+    a dynamic conv whose family does not declare ``form`` in its
+    :attr:`~dynconv_mmdet.models.layers.DynamicConv2d.export_forms`.
 
-    * DCN (v1) convs (mmcv's ``DeformConv2d``) for ONNX Runtime: mmdeploy's
-      ONNX Runtime op library has ``MMCVModulatedDeformConv2d`` (DCNv2)
-      only; and DCNv2 too, whose op from that library (built for
-      onnxruntime 1.15) gives wrong outputs in the onnxruntime of our
-      stack.
-    * A dynamic conv whose family does not declare ``form`` in its
-      :attr:`~dynconv_mmdet.models.layers.DynamicConv2d.export_forms`.
+    mmcv's DCN and DCNv2 convs export for ONNX Runtime in standard
+    operators (:mod:`.deform_conv`; ONNX Runtime has no DCN op, and the
+    DCNv2 op of mmdeploy 1.3.1's library gives wrong outputs in the
+    onnxruntime of our stack).
     """
-    from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
-    if backend == 'onnxruntime':
-        dcnv2 = [
-            name for name, m in model.named_modules()
-            if isinstance(m, ModulatedDeformConv2d)
-        ]
-        if dcnv2:
-            raise NotDeployableError(
-                f'the model has {len(dcnv2)} DCNv2 convs (e.g. {dcnv2[0]}): '
-                "mmdeploy 1.3.1's ONNX Runtime op library (built for "
-                'onnxruntime 1.15) loads into the onnxruntime of our stack '
-                'but its MMCVModulatedDeformConv2d gives wrong outputs there '
-                '(measured: max error 0.2 at batch 1, garbage at batch 2); '
-                'export for TensorRT, or run the PyTorch model')
-        dcn = [
-            name for name, m in model.named_modules()
-            if isinstance(m, DeformConv2d)
-        ]
-        if dcn:
-            raise NotDeployableError(
-                f'the model has {len(dcn)} DCN (v1) convs (e.g. {dcn[0]}): '
-                "mmdeploy's ONNX Runtime op library has no DCN v1 op "
-                '(only MMCVModulatedDeformConv2d, DCNv2), so ONNX Runtime '
-                'cannot run the exported graph; deploy the dcnv2_* configs, '
-                'or export for TensorRT, whose mmdeploy plugins have '
-                'MMCVDeformConv2d')
     if form is not None:
         refused = sorted({
             type(m).__name__
@@ -220,6 +195,7 @@ def export_onnx(model_cfg: Union[str, Config],
     check_export_form_fits(deploy_cfg, form, batch)
     backend = get_backend(deploy_cfg).value
 
+    register_rewriters()
     with mmdeploy_compat():
         task_processor = build_task_processor(model_cfg, deploy_cfg, device)
         model = task_processor.build_pytorch_model(checkpoint)

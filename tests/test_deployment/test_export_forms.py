@@ -16,7 +16,7 @@ from dynconv_mmdet.models.layers.functional import (EXPORT_FORMS,
                                                     current_export_form,
                                                     eager_inference,
                                                     export_form)
-from dynconv_mmdet.testing.families import family_examples
+from dynconv_mmdet.testing.families import family_examples, registered_families
 
 #: Every registered family that gives a small example of itself
 #: (KernelWarehouse, complete only inside a backbone, has its own tests;
@@ -247,3 +247,53 @@ def test_family_declares_its_forms(tmp_path):
            True)
     assert conv.forms_seen == 'free'
     assert issubclass(FreeOnlyConv, DynamicConv2d)
+
+
+#: Families complete only inside a backbone (no standalone example, e.g.
+#: KernelWarehouse's shared warehouses), each exported in a ResNet-18 of the
+#: first ResNet preset that uses it.
+BACKBONE_FAMILIES = sorted(cls.__name__ for cls in registered_families()
+                           if cls.example_kwargs is None)
+
+
+def _resnet_with(name):
+    from mmdet.registry import MODELS
+    cls = MODELS.get('DynamicResNet')
+    preset = next(p for p, layout in cls.presets.items()
+                  if layout and layout['conv_cfg']['type'] == name)
+    model = MODELS.build(
+        dict(
+            type='DynamicResNet',
+            depth=18,
+            base_channels=16,
+            num_stages=2,
+            strides=(1, 2),
+            dilations=(1, 1),
+            out_indices=(1, ),
+            preset=preset))
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    assert any(type(m).__name__ == name for m in model.modules())
+    return model
+
+
+class _LastOutput(nn.Module):
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):
+        return self.backbone(x)[-1]
+
+
+@pytest.mark.parametrize('name', BACKBONE_FAMILIES)
+@pytest.mark.parametrize('opset', [11, 13])
+def test_backbone_family_free_form(name, opset, tmp_path):
+    model = _LastOutput(_resnet_with(name)).eval()
+    session = export(model, torch.randn(1, 3, 32, 32), tmp_path / 'm.onnx',
+                     None, opset, True)
+    check(session, model, [(1, 3, 32, 32), (2, 3, 40, 24)])

@@ -52,8 +52,12 @@ def fdconv(in_channels=8, out_channels=16, kernel_size=3, **kwargs):
     return randomise(nn.Sequential(conv))
 
 
+#: Free batch, height and width.
+AXES = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+
+
 def export(model, example, path, form, opset, dynamic):
-    axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}} if dynamic else None
+    axes = AXES if dynamic else None
     with export_form(form), torch.no_grad():
         torch.onnx.export(
             model, (example, ),
@@ -87,8 +91,9 @@ def max_rel_err(session, model, shapes):
 
 def free_axes(graph):
     dims = graph.input[0].type.tensor_type.shape.dim
-    return all(d.dim_param and not d.HasField('dim_value')
-               for d in (dims[0], dims[2], dims[3]))
+    return all(
+        d.dim_param and not d.HasField('dim_value')
+        for d in (dims[0], dims[2], dims[3]))
 
 
 CASES = {
@@ -127,8 +132,8 @@ def test_free_form_any_batch_and_size(case, opset, tmp_path):
     graph, session = export(model, torch.randn(1, c, 12, 12),
                             tmp_path / 'm.onnx', 'free', opset, True)
     assert free_axes(graph)
-    max_rel_err(session, model, [(1, c, 12, 12), (2, c, 12, 12),
-                                 (3, c, 9, 14), (2, c, 70, 33)])
+    max_rel_err(session, model, [(1, c, 12, 12), (2, c, 12, 12), (3, c, 9, 14),
+                                 (2, c, 70, 33)])
 
 
 def test_fixed_batch_forms(tmp_path):
@@ -159,8 +164,7 @@ def test_fixed_batch_forms(tmp_path):
 def test_one_kernel_for_the_batch(tmp_path):
     """kernel_num=1 with the kernel attention only and no local branch: one
     kernel for every sample (one Conv), in the 'free' form too."""
-    model = fdconv(
-        kernel_num=1, ksm_only_kernel_att=True, use_ksm_local=False)
+    model = fdconv(kernel_num=1, ksm_only_kernel_att=True, use_ksm_local=False)
     graph, session = export(model, torch.randn(1, 8, 12, 12),
                             tmp_path / 'm.onnx', 'free', 11, True)
     assert 'MatMul' in {n.op_type for n in graph.node}  # the DFT products

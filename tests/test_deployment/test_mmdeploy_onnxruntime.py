@@ -176,14 +176,3 @@ def test_static_opset13_same_detections(static13, checkpoint):
                          deployment.deploy_config('detection', 'static', 13),
                          1)
     assert_same_detections(outs, ref)
-
-
-def test_dcn_v1_refused_for_onnxruntime():
-    from mmcv.ops import DeformConv2dPack, ModulatedDeformConv2dPack
-    model = torch.nn.Sequential(DeformConv2dPack(4, 4, 3, padding=1))
-    with pytest.raises(deployment.NotDeployableError, match='no DCN v1 op'):
-        deployment.check_deployable(model, 'onnxruntime')
-    with pytest.raises(deployment.NotDeployableError, match='wrong outputs'):
-        deployment.check_deployable(
-            torch.nn.Sequential(ModulatedDeformConv2dPack(4, 4, 3, padding=1)),
-            'onnxruntime')

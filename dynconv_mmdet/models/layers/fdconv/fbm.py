@@ -4,7 +4,7 @@ Chen et al., "Frequency Dynamic Convolution for Dense Image Prediction",
 CVPR 2025; the release's ``FrequencyBandModulation`` (github
 Linwei-Chen/FDConv), with its parameter names.
 """
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -116,6 +116,12 @@ class FrequencyBandModulation(nn.Module):
                     spectrum * masks[i], s=(height, width), norm='ortho')
                 for i in range(len(self.k_list))
             ]
+        return self.modulate(x, full, lows)
+
+    def modulate(self, x: Tensor, full: Tensor, lows: List[Tensor]) -> Tensor:
+        """The output from the input ``x``, itself in the transforms' dtype
+        (``full``) and its low-pass bands ``lows`` (one per ``k_list``
+        entry), however they were computed."""
         out = None
         previous = full
         for i, low in enumerate(lows):

@@ -154,6 +154,15 @@ def scaled_spectrum(dft_weight: Tensor, alpha: float, group_index: Tensor,
         Tensor: Complex ``[B, rows, cols']`` (``B = 1`` without
         ``kernel_att``).
     """
+    return torch.view_as_complex(
+        scaled_spectrum_parts(dft_weight, alpha, group_index, kernel_att))
+
+
+def scaled_spectrum_parts(dft_weight: Tensor, alpha: float,
+                          group_index: Tensor,
+                          kernel_att: Optional[Tensor]) -> Tensor:
+    """:func:`scaled_spectrum` as real and imaginary parts, ``[B, rows,
+    cols', 2]`` (no complex dtype: what a graph traced for export takes)."""
     weight = float32_for_fft(dft_weight)
     copies, rows, half, _ = weight.shape
     flat = weight.view(copies, rows * half, 2) * alpha
@@ -165,7 +174,7 @@ def scaled_spectrum(dft_weight: Tensor, alpha: float, group_index: Tensor,
         spectrum = flat[0] * att[:, 0, :, None]
         for i in range(1, copies):
             spectrum = spectrum + flat[i] * att[:, i, :, None]
-    return torch.view_as_complex(spectrum.reshape(-1, rows, half, 2))
+    return spectrum.reshape(-1, rows, half, 2)
 
 
 def spectrum_to_kernels(spectrum: Tensor, out_channels: int, in_channels: int,

@@ -21,8 +21,10 @@ from torch import Tensor
 from ..attention import DynamicAttention
 from ..base import DynamicConv2d
 from ..checks import IntOrPair
-from ..functional import conv2d_per_sample
+from ..functional import (conv2d_per_sample, current_export_form,
+                          tracing_for_export)
 from .cost import FDConvCostMixin
+from .export import FDConvExportMixin
 from .fbm import FrequencyBandModulation
 from .frequency import (autocast_off, dense_to_spectrum, frequency_groups,
                         scaled_spectrum, spectrum_scale, spectrum_shape,
@@ -33,7 +35,7 @@ from .rules import RELEASE_FBM_CFG, check_fdconv_arguments, release_rule_reason
 
 
 @MODELS.register_module()
-class FDConv2d(FDConvCostMixin, DynamicConv2d):
+class FDConv2d(FDConvExportMixin, FDConvCostMixin, DynamicConv2d):
     """Frequency dynamic convolution, a drop-in conv layer.
 
     The kernel of sample ``b`` is ``W_b = irfft2(alpha * sum_i a_bi(g) *
@@ -75,6 +77,11 @@ class FDConv2d(FDConvCostMixin, DynamicConv2d):
     Kaiming (``neutral_filter_init=True``: near zero too, the start the
     release intended); a random dense kernel (``nn.Conv2d``'s init) stored
     as its spectrum. :meth:`init_from_dense` is the release's conversion.
+
+    **Export.** The release's ``view_as_complex`` has no ONNX form and
+    ONNX's ``DFT`` starts at opset 17: in a traced graph every transform is
+    a real DFT product (:mod:`.export`), the FBM's built from the runtime
+    height and width; every export form (:attr:`export_forms`).
 
     **Frozen stages.** As the release's backbone (``need_grad_list=['KSM',
     'FBM']``), a frozen stage keeps the attention (``KSM_Global``,
@@ -295,6 +302,8 @@ class FDConv2d(FDConvCostMixin, DynamicConv2d):
     def forward(self, x: Tensor) -> Tensor:
         """Input ``[B, C_in, H, W]`` -> output ``[B, C_out, H', W']``."""
         self.check_input(x)
+        if tracing_for_export():  # real DFT products (.export)
+            return self.forward_export(x, current_export_form())
         if self.is_dense:
             return F.conv2d(x, self.weight, self.bias, self.stride,
                             self.padding, self.dilation, self.groups)
@@ -308,22 +317,9 @@ class FDConv2d(FDConvCostMixin, DynamicConv2d):
         # it is smaller than the maps they would scale
         in_kernel = self.kernel_numel < (cin + self.out_channels) * \
             height * width
-        small = att.spatial
-        if small is not None:
-            small = small.view(batch, 1, 1, *self.kernel_size)
-        if in_kernel:
-            for side in (att.channel.view(batch, 1, cin, 1, 1)
-                         if att.channel is not None else None,
-                         att.filter.view(batch, -1, 1, 1, 1)
-                         if att.filter is not None else None):
-                if side is not None:
-                    small = side if small is None else small * side
-        elif att.channel is not None:
+        kernels = self.modulate_kernels(kernels, att, pooled, in_kernel)
+        if not in_kernel and att.channel is not None:
             x = x * att.channel.view(batch, cin, 1, 1).to(x.dtype)
-        if small is not None:
-            kernels = small * kernels
-        if self.use_ksm_local:
-            kernels = kernels * self.KSM_Local(pooled)
         if kernels.size(0) == 1 and batch > 1:
             out = F.conv2d(x, kernels[0], None, self.stride, self.padding,
                            self.dilation, self.groups)
