@@ -26,8 +26,7 @@ BACKBONES: Dict[str, dict] = {
 def _cases():
     return [
         pytest.param(backbone, preset, id=f'{backbone}-{preset}')
-        for backbone in BACKBONES
-        for preset in MODELS.get(backbone).presets
+        for backbone in BACKBONES for preset in MODELS.get(backbone).presets
     ]
 
 
@@ -58,7 +57,6 @@ def test_preset_builds_places_its_family_and_runs(backbone, preset):
         single = model(x[:1])
     assert [o.shape for o in single] == [o.shape for o in expected]
     assert all(torch.isfinite(o).all() for o in single)
-
 
 
 @pytest.mark.parametrize('backbone,preset', _cases())
