@@ -50,6 +50,17 @@ def _param_names(model: nn.Module) -> Dict[int, List[str]]:
     return names
 
 
+def _kernels_only_keeps(modules: Dict[str, nn.Module],
+                        loaded: StateDict) -> Tuple[str, ...]:
+    """Key prefixes a kernels-only checkpoint leaves to the family's init:
+    each family's ``kernels_only_checkpoint_keeps`` under every dynamic conv
+    whose own entries were loaded."""
+    owners = {key.rpartition('.')[0] for key in loaded}
+    return tuple(f'{name}.{prefix}' for name, module in modules.items()
+                 if name in owners and isinstance(module, DynamicConv2d)
+                 for prefix in type(module).kernels_only_checkpoint_keeps)
+
+
 def match_state_dict(model: nn.Module,
                      state_dict: StateDict) -> Tuple[StateDict, LoadReport]:
     """Fit ``state_dict`` (backbone keys) to ``model``.
@@ -60,7 +71,10 @@ def match_state_dict(model: nn.Module,
     (on a later error the model may be partly initialised). Model keys the
     checkpoint lacks keep their value only where that is expected: what a
     dense start leaves to the conv's own init (its attention), and
-    BatchNorm ``num_batches_tracked`` counters.
+    BatchNorm ``num_batches_tracked`` counters, and what a family leaves to
+    its init in a checkpoint of its kernels alone
+    (:attr:`~DynamicConv2d.kernels_only_checkpoint_keeps`, e.g. the
+    release's ``convert_to_fdconv.py`` output).
 
     Returns:
         tuple: The dict to load (model keys only, without what the dense
@@ -101,12 +115,13 @@ def match_state_dict(model: nn.Module,
         else:
             mismatched.append((key, tuple(value.shape), tuple(want.shape)))
     mismatched_keys = {m[0] for m in mismatched}
+    keeps = _kernels_only_keeps(modules, out)
     kept_init, missing = [], []
     for key in target:
         if key in out or key in written or key in mismatched_keys:
             continue
-        if key.endswith('num_batches_tracked') or (
-                dense_owners and key.startswith(tuple(dense_owners))):
+        if key.endswith('num_batches_tracked') or key.startswith(
+                tuple(dense_owners) + keeps):
             kept_init.append(key)
         else:
             missing.append(key)

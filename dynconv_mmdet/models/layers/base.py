@@ -149,6 +149,13 @@ class DynamicConv2d(ForwardMixin, InferenceCacheMixin, FlopsMixin, nn.Module):
     #: More named examples (variant -> constructor arguments) for the
     #: generic tests of the inference path, e.g. ODConv's ablations.
     example_variants: ClassVar[Dict[str, Dict[str, Any]]] = {}
+    #: Prefixes (relative to the conv) of the entries that a checkpoint of
+    #: the family's kernels alone may lack: a release's conversion of a
+    #: dense network stores the kernels in the family's own form and leaves
+    #: these (e.g. FDConv's attention and band modulation) to the family's
+    #: init. The pretrained loader reports them as kept, not missing, once
+    #: the conv's kernels were loaded.
+    kernels_only_checkpoint_keeps: ClassVar[Tuple[str, ...]] = ()
 
     def __init__(self,
                  in_channels: int,

@@ -125,6 +125,8 @@ class FDConv2d(FDConvExportMixin, FDConvCostMixin, DynamicConv2d):
 
     num_kernels_arg = 'kernel_num'
     example_kwargs = dict(kernel_num=4, use_fdconv_if_c_gt=0)
+    # the release's convert_to_fdconv.py writes dft_weight alone
+    kernels_only_checkpoint_keeps = ('KSM_Global.', 'KSM_Local.', 'FBM.')
     takes_backbone_norm = True
 
     def __init__(self,
