@@ -18,6 +18,16 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _module_isolated():
+    """Every test module starts from the default scope the session had
+    (a module fixture that builds a Runner or calls mmdet's
+    ``register_all_modules`` would otherwise set it for whichever modules
+    run next in that process, which differ between runs under xdist)."""
+    with isolated_default_scope():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated():
     """Every test starts from the same seed and the same default scope."""

@@ -12,16 +12,19 @@ Nothing here is on the layers' forward path: :func:`released_formulation`
 swaps the ``forward`` of the dynamic convs of one module for the released
 computation while the context is open, and restores it afterwards. Families
 whose forward is not ``dynamic_conv2d`` of their attentions register their
-own reference with :func:`register_reference`.
+own reference with :func:`register_reference` (KernelWarehouse, FDConv:
+:func:`fdconv_release_kernels`, the release's per-sample spectra and
+stacked kernels).
 """
 from contextlib import contextmanager
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..models.layers import DynamicConv2d, KWConv2d
+from ..models.layers import DynamicConv2d, FDConv2d, KWConv2d
 
 ReferenceForward = Callable[[DynamicConv2d, Tensor], Tensor]
 _REFERENCES: Dict[type, ReferenceForward] = {}
@@ -107,6 +110,91 @@ def _kernel_warehouse_reference(layer: KWConv2d, x: Tensor) -> Tensor:
         x.reshape(1, -1, *x.shape[2:]), kernels.flatten(0, 1), None,
         layer.stride, layer.padding, layer.dilation, layer.groups * batch)
     out = out.view(batch, layer.out_channels, *out.shape[2:])
+    if layer.bias is not None:
+        out = out + layer.bias.view(1, -1, 1, 1)
+    return out
+
+
+def fdconv_release_kernels(layer: FDConv2d, kernel_att: Tensor) -> Tensor:
+    """The release's per-sample kernels of FDConv: a zero-filled spectrum
+    ``[B, C_out k, C_in k // 2 + 1, 2]`` per sample, every copy's
+    coordinates scattered into it group by group, each times ``alpha`` and
+    its group's kernel attention, then ``irfft2`` and the layout undone:
+    ``[B, 1, C_out, C_in, kh, kw]`` (the release's extra axis kept).
+
+    Args:
+        kernel_att (Tensor): ``[B, P * K]`` (ones for one group).
+    """
+    cout, cin = layer.out_channels, layer.in_channels
+    kh, kw = layer.kernel_size
+    rows, cols = cout * kh, cin * kw
+    half = cols // 2 + 1
+    batch = kernel_att.size(0)
+    dtype = torch.promote_types(kernel_att.dtype, torch.float32)
+    weight = layer.dft_weight.to(dtype)
+    # coordinates sorted by group, as the release's per-group index lists
+    order = torch.argsort(layer.group_index.to(weight.device), stable=True)
+    group = layer.group_index.to(weight.device)[order]
+    row, col = order // half, order % half
+    att = kernel_att.to(dtype).view(batch, layer.param_ratio, -1)
+    spectra = weight.new_zeros(batch, rows, half, 2)
+    for i in range(layer.param_ratio):
+        values = weight[i][row, col] * layer.alpha  # [n, 2]
+        scaled = values[None] * att[:, i, group, None]  # [B, n, 2]
+        spectra[:, row, col] += scaled
+    matrix = torch.fft.irfft2(
+        torch.view_as_complex(spectra), s=(rows, cols), dim=(1, 2))
+    return matrix.reshape(batch, 1, cout, kh, cin,
+                          kw).permute(0, 1, 2, 4, 3, 5)
+
+
+@register_reference(FDConv2d)
+def _fdconv_reference(layer: FDConv2d, x: Tensor) -> Tensor:
+    """The released FDConv forward, re-expressed: per-sample kernels from
+    :func:`fdconv_release_kernels` (``O(B C_out C_in k^2)`` memory, every
+    attention multiplied into a stacked ``[B, 1, C_out, C_in, k, k]``
+    kernel, or the channel attention into the input and the filter
+    attention into the output where the kernel is the larger), the FBM on
+    the input, one convolution with the batch folded into the groups. The
+    attention modules (``KSM_Global``, ``KSM_Local``, ``FBM``) are the
+    layer's own."""
+    layer.check_input(x)
+    if layer.is_dense:
+        return F.conv2d(x, layer.weight, layer.bias, layer.stride,
+                        layer.padding, layer.dilation, layer.groups)
+    batch, cin, height, width = x.shape
+    cout = layer.out_channels
+    kh, kw = layer.kernel_size
+    pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
+    att = layer.KSM_Global(pooled)
+    kernel_att = att.kernel
+    if kernel_att is None:
+        kernel_att = pooled.new_ones(batch, layer.param_ratio)
+    kernels = fdconv_release_kernels(layer, kernel_att)
+    local = layer.KSM_Local(pooled).unsqueeze(1) \
+        if layer.use_ksm_local else 1.0
+    spatial = 1.0 if att.spatial is None else att.spatial.view(
+        batch, 1, 1, 1, kh, kw)
+    channel = 1.0 if att.channel is None else att.channel.view(
+        batch, 1, 1, cin, 1, 1)
+    filt = 1.0 if att.filter is None else att.filter.view(
+        batch, 1, cout, 1, 1, 1)
+    if hasattr(layer, 'FBM'):
+        x = layer.FBM(x)
+    in_kernel = cout * cin * kh * kw < (cin + cout) * height * width
+    if in_kernel:
+        weight = (spatial * channel * filt * kernels * local).sum(dim=1)
+    else:
+        weight = (spatial * kernels * local).sum(dim=1)
+        if att.channel is not None:
+            x = x * att.channel.view(batch, cin, 1, 1)
+    weight = weight.to(x.dtype).reshape(-1, cin // layer.groups, kh, kw)
+    out = F.conv2d(
+        x.reshape(1, -1, height, width), weight, None, layer.stride,
+        layer.padding, layer.dilation, layer.groups * batch)
+    out = out.view(batch, cout, out.size(-2), out.size(-1))
+    if not in_kernel and att.filter is not None:
+        out = out * att.filter.view(batch, cout, 1, 1)
     if layer.bias is not None:
         out = out + layer.bias.view(1, -1, 1, 1)
     return out

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .detector_configs import DetectorConfig, select, walk
 from .exactness import (CHECK_BATCH, CHECK_SIZE, check_inference, check_module,
-                        checkable)
+                        checkable, has_released)
 from .part import Part
 from .presets import LAYER_BACKBONE, UsageError, check_presets
 from .report import format_detector_table
@@ -70,11 +70,15 @@ def detector_inputs(batch: int,
     return images.to(device), samples
 
 
-def detector_step(model: nn.Module, images: Tensor, samples: List,
-                  mode: str) -> Step:
+def detector_step(model: nn.Module,
+                  images: Tensor,
+                  samples: List,
+                  mode: str,
+                  released: bool = False) -> Step:
     """One training step (loss of the batch, backward; gradients set to
     ``None`` before) or one inference pass (``predict``, eval mode, no
-    gradients) of a detector."""
+    gradients) of a detector; ``released``: its dynamic convs computing the
+    released formulation."""
 
     def prepare() -> None:
         model.zero_grad(set_to_none=True)
@@ -87,14 +91,14 @@ def detector_step(model: nn.Module, images: Tensor, samples: List,
             loss, _ = model.parse_losses(model.loss(images, samples))
             loss.backward()
 
-        return Step(train, model, prepare=prepare)
+        return Step(train, model, released, prepare)
 
     def infer() -> None:
         set_mode(model, False)
         with torch.no_grad():
             model.predict(images, samples)
 
-    return Step(infer, model)
+    return Step(infer, model, released)
 
 
 class FeatureExtractor(nn.Module):
@@ -111,7 +115,8 @@ class FeatureExtractor(nn.Module):
 
 class DetectorsPart(Part):
     """Detectors: per baseline, the baseline and every config of its group,
-    round-robin.
+    the config also with the released formulation of its dynamic convs
+    where it has one, round-robin.
 
     Attributes:
         groups (dict): ``baseline name -> (baseline, [configs])``
@@ -182,6 +187,11 @@ class DetectorsPart(Part):
                         detector_step(self.models[name], images, samples, mode)
                         for name in [base.name] + [c.name for c in configs]
                     }
+                    for cfg in configs:
+                        model = self.models[cfg.name]
+                        if has_released(model):
+                            steps[(cfg.name, 'released')] = detector_step(
+                                model, images, samples, mode, released=True)
                     res, peaks = run_interleaved(steps, repeats[mode], device,
                                                  self.run.memory)
                     for cfg in configs:
@@ -200,11 +210,16 @@ class DetectorsPart(Part):
             batch=batch,
             repeats=self.run.repeats[mode],
             times=dict(baseline=res[base], config=res[name]))
+        released = (name, 'released')
+        if released in res:
+            row['times']['released'] = res[released]
         if peaks:
             row['peak_mib'] = dict(baseline=peaks[base], config=peaks[name])
-        self.run.log(f'{name} {size} {mode}: baseline '
-                     f'{res[base]["median_ms"]:.0f} ms, config '
-                     f'{res[name]["median_ms"]:.0f} ms')
+            if released in peaks:
+                row['peak_mib']['released'] = peaks[released]
+        self.run.log(f'{name} {size} {mode}: ' +
+                     ', '.join(f'{impl} {t["median_ms"]:.0f} ms'
+                               for impl, t in row['times'].items()))
         return row
 
     def report(self, rows: List[Dict]) -> List[str]:

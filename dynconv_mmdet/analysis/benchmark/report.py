@@ -98,24 +98,28 @@ def format_compiled_table(rows: List[Dict]) -> str:
 
 def format_detector_table(rows: List[Dict]) -> str:
     """``config | baseline | input | mode (batch) | baseline ms |
-    config ms | config/baseline | peak MiB baseline / config``."""
+    released ms | config ms | config/baseline | config/released |
+    released/baseline | peak MiB baseline / released / config``
+    (``released``: the config with the released formulation of its dynamic
+    convs; ``-`` without one)."""
     lines = [
         '| config | baseline | input | mode (batch) | baseline ms | '
-        'config ms | config/baseline | peak MiB baseline / config |',
-        '|---|---|---|---|---:|---:|---:|---:|'
+        'released ms | config ms | config/baseline | config/released | '
+        'released/baseline | peak MiB baseline / released / config |',
+        '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|'
     ]
+    impls = ('baseline', 'released', 'config')
     for row in rows:
         t = row['times']
-        b, c = median(t, 'baseline'), median(t, 'config')
+        b, r, c = (median(t, i) for i in impls)
         size = row['size']
         cells = [
             row['config'], row['baseline'], f'{size}x{size}',
-            f'{row["mode"]} ({row["batch"]})',
-            _ms(b, 0),
-            _ms(c, 0),
-            _ratio(c, b),
-            _memory(row.get('peak_mib'), ('baseline', 'config'))
+            f'{row["mode"]} ({row["batch"]})'
         ]
+        cells += [_ms(v, 0) for v in (b, r, c)]
+        cells += [_ratio(c, b), _ratio(c, r), _ratio(r, b)]
+        cells.append(_memory(row.get('peak_mib'), impls))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

@@ -10,8 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .frequency import (autocast_off, band_masks, fft_macs, float32_for_fft,
-                        resize_masks)
+from .frequency import autocast_off, band_masks, float32_for_fft, resize_masks
 
 #: Activations of the band weights (the release's ``act``).
 BAND_ACTIVATIONS = ('sigmoid', 'tanh', 'softmax')
@@ -131,23 +130,3 @@ class FrequencyBandModulation(nn.Module):
         if self.lowfreq_att:
             previous = self._weighted(self._weight(len(lows), x), previous)
         return previous if out is None else out + previous
-
-    def flops(self, batch: int, height: int, width: int) -> int:
-        """Multiply-adds: the forward transform and one inverse per band of
-        every channel, the masks (complex), the band weights' convs and
-        their products with the bands."""
-        channels = self.in_channels
-        half = height * (width // 2 + 1)
-        bands = len(self.k_list)
-        transforms = (1 + bands) * channels * fft_macs(height, width)
-        masks = bands * channels * half * 2
-        products = len(self.freq_weight_conv_list) * channels * height * width
-        return batch * (transforms + masks + products) + self.conv_flops(
-            batch, height, width)
-
-    def conv_flops(self, batch: int, height: int, width: int) -> int:
-        """Multiply-adds of the band weights' convs."""
-        per_pixel = sum(c.in_channels // c.groups * c.out_channels *
-                        c.kernel_size[0] * c.kernel_size[1]
-                        for c in self.freq_weight_conv_list)
-        return batch * per_pixel * height * width

@@ -225,11 +225,3 @@ def local_kernel_size(channels: int) -> int:
     """The ECA-style kernel size of the local branch:
     ``round(log2(C) / 2 + 0.5) // 2 * 2 + 1`` (5 for ``C = 64``)."""
     return round((math.log2(channels) / 2) + 0.5) // 2 * 2 + 1
-
-
-def fft_macs(rows: int, cols: int) -> int:
-    """Multiply-adds counted for one 2-D real transform of ``rows x cols``
-    values: ``n * ceil(log2 n)`` for ``n = rows * cols`` (one per value
-    and radix-2 stage)."""
-    n = rows * cols
-    return n * max(1, math.ceil(math.log2(n))) if n > 1 else 0
