@@ -15,52 +15,20 @@ SGD config ``kw4x_mask_rcnn_r50_fpn_1x.py`` builds the same model; ``kw1x_``
 for the 1x detectors, ``_mbv2_`` for MobileNetV2), e.g. with ``tools/test.py
 CONFIG DST``. The conversion is
 :func:`dynconv_mmdet.checkpoint.convert_released_detector_file` with
-``release='kw'``.
+``release='kw'``, behind the shared command line
+(:mod:`dynconv_mmdet.checkpoint.released_detector_cli`).
 """
-import argparse
 import sys
 from typing import List, Optional
 
-from dynconv_mmdet.checkpoint import (RELEASED_DETECTORS, CheckpointError,
-                                      convert_released_detector_file)
-
-RELEASE = 'kw'
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    layouts = {
-        arch: layout
-        for (release, arch), layout in RELEASED_DETECTORS.items()
-        if release == RELEASE
-    }
-    parser = argparse.ArgumentParser(
-        description='Convert a released KernelWarehouse MMDetection 2.x '
-        'Mask R-CNN checkpoint to dynconv-mmdet (MMDetection 3.x).')
-    parser.add_argument('src', help='released checkpoint (.pth)')
-    parser.add_argument('dst', help='output checkpoint path')
-    parser.add_argument(
-        '--arch',
-        required=True,
-        choices=sorted(layouts),
-        help='backbone: ' + ', '.join(f'{arch} ({layout.backbone})'
-                                      for arch, layout in layouts.items()))
-    return parser.parse_args(argv)
+from dynconv_mmdet.checkpoint.released_detector_cli import \
+    released_detector_main
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        out = convert_released_detector_file(
-            args.src, args.dst, args.arch, release=RELEASE)
-    except (CheckpointError, KeyError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) else err
-        raise SystemExit(f'error: {message}')
-    meta = out['meta']
-    configs = RELEASED_DETECTORS[RELEASE, args.arch].configs
-    print(f'{meta["detector"]} ({args.arch}): converted '
-          f'{len(out["state_dict"])} tensors, dropped '
-          f'{meta["dropped_keys"]} -> {args.dst} (loads into {configs})')
-    return 0
+    return released_detector_main(
+        'kw', 'Convert a released KernelWarehouse MMDetection 2.x '
+        'Mask R-CNN checkpoint to dynconv-mmdet (MMDetection 3.x).', argv)
 
 
 if __name__ == '__main__':
